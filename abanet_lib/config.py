@@ -1,0 +1,245 @@
+"""One config object for every run, and the named scales.
+
+A :class:`RunConfig` fully describes one training + evaluation run. Its canonical JSON
+(sorted keys, no execution-only fields) hashes to a stable run id, which names the run
+folder ``results/runs/<run_id>/`` (see :mod:`abanet_lib.registry`).
+
+Execution-only fields (``device``, ``num_workers``) are excluded from the hash: they
+change where a run executes, not what it is; the device actually used is recorded in the
+run's provenance. ``precision`` *is* hashed ("auto" means bf16 autocast where supported).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+#: Fields that do not change the experiment's definition, only where/how fast it runs.
+EXECUTION_ONLY_FIELDS = ("device", "num_workers")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one run.
+
+    Attributes:
+        model: factory name understood by :func:`abanet_lib.models.create_model`
+            (e.g. ``"abanet"``, ``"abanet_official"``, ``"basnet"``, ``"smp:Unet:resnet50"``).
+        model_kwargs: extra keyword arguments of the factory, as sorted ``(key, value)`` pairs
+            (use :meth:`with_model` to build them from a dict).
+        loss: loss components summed over every side output (``"focal"``, ``"ssim"``,
+            ``"iou"``, ``"bce"``).
+        loss_variant: ``"paper"`` (eq. 3-5 of the paper) or ``"official"`` (released code).
+        focal_alpha, focal_gamma: focal-loss parameters (eq. 3; alpha weights positives).
+        optimizer: ``"adam"``, ``"adamax"``, ``"rmsprop"`` or ``"sgd"`` (Table 8).
+        lr, weight_decay, momentum: optimizer settings (momentum only for SGD/RMSprop).
+        schedule: ``"none"``, ``"cosine"`` or ``"step"``.
+        grad_clip: max gradient norm, or ``None``.
+        batch_size, image_size, epochs: training shape and length.
+        train_datasets: data set names trained on (see :mod:`abanet_lib.data`).
+        eval_dataset: data set the test split comes from.
+        split: ``"groupkfold"`` (identity-disjoint k folds), ``"paper"`` (8500/2500/1758
+            proportions), or ``"given"`` (the data set's own train/test folders).
+        n_folds, fold: which fold is the test fold (``groupkfold``); the split seed is ``seed``.
+        val_fraction: fraction of the training groups held out for validation/model selection.
+        max_train_images: cap on training images (``None`` = all); used by small scales.
+        augment: flips, scale/crop and colour jitter during training.
+        pretrained: load ImageNet encoder weights (needs the local cache or internet).
+        seed: seeds weights, data order and split.
+        precision: ``"auto"``, ``"bf16"``, ``"fp16"`` or ``"fp32"``.
+        channels_last: use the channels_last memory format.
+        early_stopping: patience in epochs, or ``None``.
+        scale: the scale preset this run belongs to (recorded, and part of the id).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` (execution-only, not hashed).
+        num_workers: data-loader workers (execution-only, not hashed).
+    """
+
+    model: str = "abanet"
+    model_kwargs: tuple = ()
+    loss: tuple = ("focal", "ssim", "iou")
+    loss_variant: str = "paper"
+    focal_alpha: float = 0.3
+    focal_gamma: float = 2.0
+    optimizer: str = "adam"
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "none"
+    grad_clip: float | None = None
+    batch_size: int = 8
+    image_size: int = 256
+    epochs: int = 30
+    train_datasets: tuple = ("mfsd-sample",)
+    eval_dataset: str = "mfsd-sample"
+    split: str = "groupkfold"
+    n_folds: int = 5
+    fold: int = 0
+    val_fraction: float = 0.15
+    max_train_images: int | None = None
+    augment: bool = True
+    pretrained: bool = False
+    seed: int = 0
+    precision: str = "auto"
+    channels_last: bool = True
+    early_stopping: int | None = None
+    scale: str = "custom"
+    device: str = "auto"
+    num_workers: int = 0
+
+    # -- construction helpers -------------------------------------------------------
+    def with_model(self, model: str | None = None, **kwargs: Any) -> "RunConfig":
+        """Return a copy with another model and/or extra model kwargs (merged, sorted)."""
+        merged = dict(self.model_kwargs)
+        merged.update(kwargs)
+        return replace(self, model=model or self.model, model_kwargs=_freeze(merged))
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        if "model_kwargs" in changes and isinstance(changes["model_kwargs"], dict):
+            changes["model_kwargs"] = _freeze(changes["model_kwargs"])
+        for key in ("loss", "train_datasets"):
+            if key in changes and isinstance(changes[key], (list, str)):
+                value = changes[key]
+                changes[key] = (value,) if isinstance(value, str) else tuple(value)
+        return replace(self, **changes)
+
+    @property
+    def model_kwargs_dict(self) -> dict:
+        return {k: _thaw(v) for k, v in self.model_kwargs}
+
+    # -- identity ---------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["model_kwargs"] = self.model_kwargs_dict
+        d["loss"] = list(self.loss)
+        d["train_datasets"] = list(self.train_datasets)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"RunConfig: unknown field(s) {sorted(unknown)}; expected some of {sorted(known)}")
+        d = dict(d)
+        d["model_kwargs"] = _freeze(d.get("model_kwargs") or {})
+        for key in ("loss", "train_datasets"):
+            if key in d:
+                d[key] = tuple(d[key]) if not isinstance(d[key], str) else (d[key],)
+        return cls(**d)
+
+    def canonical_json(self) -> str:
+        d = self.to_dict()
+        for k in EXECUTION_ONLY_FIELDS:
+            d.pop(k, None)
+        return json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+
+    @property
+    def run_id(self) -> str:
+        """Stable id: ``<model-slug>-<12 hex of sha256(canonical json)>``."""
+        digest = hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
+        slug = "".join(c if c.isalnum() else "-" for c in self.model.lower()).strip("-")
+        return f"{slug}-{digest}"
+
+
+def _freeze(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in obj.items()))
+    if isinstance(obj, (list, tuple)):
+        return tuple(_freeze(v) for v in obj)
+    return obj
+
+
+def _thaw(obj: Any) -> Any:
+    if isinstance(obj, tuple):
+        if obj and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in obj):
+            return {k: _thaw(v) for k, v in obj}
+        return [_thaw(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------------------------------
+# Scales
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scale:
+    """A named preset of run sizes that every notebook and the CLI accept.
+
+    Attributes:
+        name: ``"smoke"``, ``"reduced"`` or ``"paper"``.
+        image_size: training/test input size (square).
+        epochs: training epochs.
+        batch_size: training batch.
+        max_train_images: cap on training images (``None`` = all).
+        folds: test folds run for the main rows (mean +- std over them).
+        ablation_folds: test folds run for ablation rows (cheaper).
+        trials: seeds/splits for Table 4 (the paper used five).
+        eval_dataset: data set the test split comes from.
+        split: split scheme (see :class:`RunConfig`).
+        pretrained: ImageNet encoders (paper) or from scratch (offline scales).
+        description: one line for captions and the README.
+    """
+
+    name: str
+    image_size: int
+    epochs: int
+    batch_size: int
+    max_train_images: int | None
+    folds: tuple
+    ablation_folds: tuple
+    trials: int
+    eval_dataset: str
+    split: str
+    n_folds: int
+    pretrained: bool
+    description: str
+
+    def base_config(self, **changes: Any) -> RunConfig:
+        """The RunConfig every experiment of this scale starts from."""
+        cfg = RunConfig(
+            image_size=self.image_size,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            max_train_images=self.max_train_images,
+            eval_dataset=self.eval_dataset,
+            train_datasets=(self.eval_dataset,),
+            split=self.split,
+            n_folds=self.n_folds,
+            pretrained=self.pretrained,
+            scale=self.name,
+        )
+        return cfg.replace(**changes) if changes else cfg
+
+
+SCALES: dict[str, Scale] = {
+    "smoke": Scale(
+        name="smoke", image_size=64, epochs=1, batch_size=4, max_train_images=16,
+        folds=(0,), ablation_folds=(0,), trials=2, eval_dataset="mfsd-sample",
+        split="groupkfold", n_folds=5, pretrained=False,
+        description="smoke: 64x64, 1 epoch, 16 training images; checks the plumbing, numbers mean nothing",
+    ),
+    "reduced": Scale(
+        name="reduced", image_size=128, epochs=25, batch_size=8, max_train_images=None,
+        folds=(0, 1, 2), ablation_folds=(0,), trials=5, eval_dataset="mfsd-sample",
+        split="groupkfold", n_folds=5, pretrained=False,
+        description=("reduced: mfsd-sample (220 real MFSD crops), identity-disjoint 5-fold split, "
+                     "128x128, 25 epochs, from scratch (no ImageNet weights offline)"),
+    ),
+    "paper": Scale(
+        name="paper", image_size=256, epochs=100, batch_size=8, max_train_images=None,
+        folds=(0,), ablation_folds=(0,), trials=5, eval_dataset="mfsd",
+        split="paper", n_folds=5, pretrained=True,
+        description="paper: full MFSD 8500/2500/1758, 256x256, batch 8, Adam 1e-4, ImageNet encoders (GPU)",
+    ),
+}
+
+
+def get_scale(name: str | None = None) -> Scale:
+    """Return a scale by name; ``None`` reads ``ABANET_SCALE`` (default ``"reduced"``)."""
+    name = name or os.environ.get("ABANET_SCALE", "reduced")
+    try:
+        return SCALES[name]
+    except KeyError:
+        raise ValueError(f"unknown scale {name!r}; choose one of {sorted(SCALES)}") from None

@@ -1,0 +1,29 @@
+"""Shared fixtures: real data mirror when present, generated fixtures otherwise."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+from abanet_lib import paths  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def data_mirror() -> Path:
+    """The offline data mirror; skips (visibly) when it is absent."""
+    mirror = paths.data_mirror()
+    if mirror is None or not mirror.is_dir():
+        pytest.skip("real data mirror not found (set ABANET_DATA_MIRROR to ../shared/data)")
+    return mirror
+
+
+@pytest.fixture()
+def tmp_results(tmp_path, monkeypatch) -> Path:
+    """Redirect results/ and the cache into a temporary folder."""
+    monkeypatch.setenv("ABANET_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("ABANET_CACHE", str(tmp_path / "cache"))
+    return tmp_path
