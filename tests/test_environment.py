@@ -1,0 +1,65 @@
+"""pyproject.toml and environment.yml list the same packages; notebooks are stored clean."""
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    name = re.split(r"[<>=!~ \[;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+    return name
+
+
+def _pyproject_packages() -> set[str]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    reqs = list(data["project"]["dependencies"])
+    for extra in data["project"].get("optional-dependencies", {}).values():
+        reqs += extra
+    return {_name(r) for r in reqs}
+
+
+def _environment_packages() -> set[str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    names = set()
+    for dep in env["dependencies"]:
+        items = dep["pip"] if isinstance(dep, dict) else [dep]
+        for item in items:
+            if item.startswith("-e") or item == "pip" or item.startswith("python="):
+                continue
+            names.add(_name(item))
+    return names
+
+
+def test_environment_yml_matches_pyproject():
+    pyproject, env = _pyproject_packages(), _environment_packages()
+    assert pyproject - env == set(), f"in pyproject.toml but not environment.yml: {sorted(pyproject - env)}"
+    assert env - pyproject == set(), f"in environment.yml but not pyproject.toml: {sorted(env - pyproject)}"
+
+
+def test_torch_pins_admit_local_wheels():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'"torch>=[\d.]+,<=2\.14\.1"', text)
+    assert re.search(r'"torchvision>=[\d.]+,<=0\.29\.1"', text)
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_is_clean_and_parameterised(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") for c in code), f"{path.name}: stored with outputs"
+    assert all(c.get("execution_count") is None for c in code), f"{path.name}: stored with execution counts"
+    tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters', found {len(tagged)}"
+    assert "ABANET_SCALE" in "".join(tagged[0]["source"]), f"{path.name}: scale must default from ABANET_SCALE"
+    assert nb["metadata"].get("kernelspec", {}).get("name") == "abanet", f"{path.name}: kernel must be 'abanet'"
+    assert re.match(r"\d\d_[a-z0-9_]+\.ipynb$", path.name)
