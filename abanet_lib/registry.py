@@ -1,0 +1,359 @@
+"""Run registry: train what is missing, load what exists.
+
+Each run lives in ``results/runs/<run_id>/``:
+
+* ``config.json``: the :class:`~abanet_lib.config.RunConfig` (written first);
+* ``history.csv``: one row per epoch (written by the trainer after each epoch);
+* ``per_image.csv``: test-split scores, one row per image;
+* ``metrics.json``: test summary, training facts, best-checkpoint path and provenance.
+  Written LAST and atomically (temporary file + ``os.replace``): a run is complete exactly
+  when this file exists, so an interrupted run is simply trained (resumed) again.
+
+Checkpoints stay in the git-ignored cache (``cache_dir()/checkpoints/<run_id>/``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from abanet_lib import paths, provenance
+from abanet_lib.config import RunConfig
+from abanet_lib.evaluate import evaluate
+from abanet_lib.train import (TrainingData, build_model, build_split, build_training_data,
+                              checkpoint_dir, seed_everything, train)
+
+METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class Run:
+    """A finished run, as stored on disk.
+
+    Attributes:
+        config: the run's configuration.
+        metrics: contents of ``metrics.json`` (test summary under ``"test"``).
+        history: per-epoch training history (empty for untrained methods).
+        per_image: per-image test scores.
+        path: the run folder.
+    """
+
+    config: RunConfig
+    metrics: dict
+    history: pd.DataFrame
+    per_image: pd.DataFrame
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id
+
+    @property
+    def test(self) -> dict:
+        """Test-split summary metrics (e.g. ``run.test["iou"]``)."""
+        return self.metrics.get("test", {})
+
+    def __repr__(self) -> str:
+        iou = self.test.get("iou")
+        iou_s = f"{iou:.4f}" if isinstance(iou, (int, float)) else "?"
+        return f"Run({self.run_id}, model={self.config.model!r}, scale={self.config.scale!r}, test iou={iou_s})"
+
+
+class RunFailedError(RuntimeError):
+    """One or more runs of :func:`run_many` failed (details in the message and logs)."""
+
+
+def run_dir(cfg_or_id: RunConfig | str) -> Path:
+    """``runs_dir()/<run_id>``."""
+    run_id = cfg_or_id.run_id if isinstance(cfg_or_id, RunConfig) else str(cfg_or_id)
+    return paths.runs_dir() / run_id
+
+
+def is_complete(cfg: RunConfig | str) -> bool:
+    """True once the run's ``metrics.json`` exists."""
+    return (run_dir(cfg) / METRICS_FILE).is_file()
+
+
+def load_run(run_id: str) -> Run:
+    """Load a complete run by id.
+
+    Raises:
+        FileNotFoundError: no complete run with this id (message says where it looked).
+    """
+    folder = run_dir(run_id)
+    metrics_path = folder / METRICS_FILE
+    if not metrics_path.is_file():
+        hint = " (the run started but did not finish)" if folder.is_dir() else ""
+        raise FileNotFoundError(f"no complete run {run_id!r}: {metrics_path} is missing{hint}")
+    config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
+    metrics = json.loads(metrics_path.read_text())
+    return Run(config=config, metrics=metrics, history=_read_csv(folder / "history.csv"),
+               per_image=_read_csv(folder / "per_image.csv"), path=folder)
+
+
+def find_runs(**filters: Any) -> list[Run]:
+    """Complete runs whose config matches every ``field=value`` filter.
+
+    Values compare against :meth:`RunConfig.to_dict` (tuples and lists are equivalent,
+    ``model_kwargs`` compares as a dict). A filter value may also be a callable predicate.
+
+    Example:
+        ``find_runs(model="abanet", scale="reduced")``
+    """
+    root = paths.runs_dir()
+    if not root.is_dir():
+        return []
+    from dataclasses import fields
+
+    known = {f.name for f in fields(RunConfig)}
+    unknown = set(filters) - known
+    if unknown:
+        raise ValueError(f"find_runs: unknown config field(s) {sorted(unknown)}; expected some of {sorted(known)}")
+    runs = []
+    for metrics_path in sorted(root.glob(f"*/{METRICS_FILE}")):
+        try:
+            cfg_dict = json.loads((metrics_path.parent / "config.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if all(_matches(cfg_dict.get(k), v) for k, v in filters.items()):
+            runs.append(load_run(metrics_path.parent.name))
+    return runs
+
+
+def _matches(actual: Any, wanted: Any) -> bool:
+    if callable(wanted):
+        return bool(wanted(actual))
+    if isinstance(wanted, tuple):
+        wanted = list(wanted)
+    if isinstance(wanted, RunConfig):
+        wanted = wanted.to_dict()
+    return _normalise(actual) == _normalise(wanted)
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalise(v) for k, v in value.items()}
+    return value
+
+
+def run_or_load(
+    cfg: RunConfig,
+    force: bool = False,
+    progress: bool = True,
+    *,
+    model: nn.Module | None = None,
+    criterion: Callable | None = None,
+    data: TrainingData | None = None,
+    test_refs: Sequence | None = None,
+    max_batches: int | None = None,
+    callbacks: Sequence = (),
+    accumulator_factory: Callable | None = None,
+) -> Run:
+    """Return the finished run of ``cfg``, training and evaluating it first if needed.
+
+    Args:
+        cfg: the run.
+        force: retrain from scratch (drops checkpoints and the old metrics).
+        progress: progress bars / per-epoch lines.
+        model, criterion, data, test_refs: injected pieces (tests, custom experiments);
+            by default built from ``cfg`` (split from :func:`abanet_lib.train.build_split`).
+        max_batches: cap on training batches per epoch (smoke checks).
+        callbacks: passed to :func:`abanet_lib.train.train`.
+        accumulator_factory: metric accumulator for :func:`abanet_lib.evaluate.evaluate`.
+    """
+    folder = run_dir(cfg)
+    if not force and is_complete(cfg):
+        return load_run(cfg.run_id)
+    start = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / METRICS_FILE).unlink(missing_ok=True)
+    if force:
+        shutil.rmtree(checkpoint_dir(cfg), ignore_errors=True)
+        (folder / "history.csv").unlink(missing_ok=True)
+    _atomic_write_text(folder / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+
+    split = None
+    if test_refs is None or (data is None and model is None):
+        split = build_split(cfg)
+    if test_refs is None:
+        test_refs = split.test
+    if model is None:
+        seed_everything(cfg.seed)  # same order as train(): identical initial weights
+        model = build_model(cfg)
+    trainable = getattr(model, "trainable", True)
+    if data is None and trainable:
+        data = build_training_data(cfg, split if split is not None else build_split(cfg))
+
+    result = train(cfg, folder, model=model, criterion=criterion, data=data, progress=progress,
+                   max_batches=max_batches, resume=not force, callbacks=callbacks)
+    t_eval = time.perf_counter()
+    per_image, summary = evaluate(result.model, test_refs, cfg.image_size, device=result.device,
+                                  precision=result.precision, batch_size=max(cfg.batch_size, 8),
+                                  channels_last=cfg.channels_last, progress=False,
+                                  accumulator_factory=accumulator_factory)
+    eval_seconds = time.perf_counter() - t_eval
+    if result.trained:
+        _atomic_csv(result.history, folder / "history.csv")
+    else:
+        _atomic_csv(pd.DataFrame(columns=["epoch", "train_loss", "val_loss", "val_iou", "lr", "seconds",
+                                          "img_per_s"]), folder / "history.csv")
+    _atomic_csv(per_image, folder / "per_image.csv")
+
+    n_train = len(data.train) if data is not None else 0
+    n_val = len(data.val) if data is not None and data.val is not None else 0
+    metrics = {
+        "run_id": cfg.run_id,
+        "model": cfg.model,
+        "scale": cfg.scale,
+        "test": summary,
+        "n_train": n_train,
+        "n_val": n_val,
+        "n_test": len(test_refs),
+        "trained": result.trained,
+        "best_epoch": result.best_epoch,
+        "best_val_iou": result.best_val_iou,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "resumed_from_epoch": result.resumed_from,
+        "train_seconds": result.seconds,
+        "train_img_per_s": result.img_per_s,
+        "eval_seconds": eval_seconds,
+        "precision": result.precision,
+        "checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
+        "provenance": provenance.collect(result.device, wall_seconds=time.perf_counter() - start,
+                                         scale=cfg.scale),
+    }
+    _atomic_write_text(folder / METRICS_FILE, json.dumps(_jsonable(metrics), indent=2, sort_keys=True))
+    return load_run(cfg.run_id)
+
+
+def run_many(cfgs: Iterable[RunConfig], force: bool = False, progress: bool = True,
+             raise_on_failure: bool = True, **kwargs: Any) -> list[Run]:
+    """Run (or load) several configurations, one progress line each.
+
+    Only missing runs train. A failing run is logged to
+    ``cache_dir()/failures/<run_id>.log`` (traceback) and the loop goes on; at the end
+    :class:`RunFailedError` lists every failure (unless ``raise_on_failure`` is False).
+
+    Returns:
+        The runs that completed, in input order.
+    """
+    cfgs = list(cfgs)
+    runs, failures = [], []
+    for i, cfg in enumerate(cfgs, start=1):
+        tag = f"[{i}/{len(cfgs)}] {cfg.run_id} ({cfg.model}, fold {cfg.fold}, seed {cfg.seed})"
+        if not force and is_complete(cfg):
+            runs.append(load_run(cfg.run_id))
+            if progress:
+                print(f"{tag}: cached", flush=True)
+            continue
+        if progress:
+            print(f"{tag}: training ...", flush=True)
+        t0 = time.perf_counter()
+        try:
+            run = run_or_load(cfg, force=force, progress=progress, **kwargs)
+        except Exception as err:  # keep going; report all failures at the end
+            log = paths.cache_dir() / "failures" / f"{cfg.run_id}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n\n" + traceback.format_exc())
+            failures.append(f"{cfg.run_id} ({cfg.model}): {type(err).__name__}: {err} [log: {log}]")
+            if progress:
+                print(f"{tag}: FAILED after {time.perf_counter() - t0:.0f}s: {type(err).__name__}: {err}",
+                      flush=True)
+            continue
+        runs.append(run)
+        if progress:
+            iou = run.test.get("iou")
+            print(f"{tag}: done in {time.perf_counter() - t0:.0f}s, test iou "
+                  f"{iou if iou is None else round(iou, 4)}", flush=True)
+    if failures and raise_on_failure:
+        raise RunFailedError(f"{len(failures)} of {len(cfgs)} runs failed:\n  " + "\n  ".join(failures))
+    return runs
+
+
+def load_model(run: Run | str, device: str | torch.device = "cpu", strict: bool = True) -> nn.Module:
+    """Rebuild a run's model and load its best checkpoint (eval mode).
+
+    Args:
+        run: a :class:`Run` or a run id.
+        device: where to put the model.
+        strict: raise when a trainable model's checkpoint is missing (it lives in the cache,
+            not in git); with False the freshly initialised model is returned with a warning.
+    """
+    import warnings
+
+    from abanet_lib.devices import resolve_device
+
+    run = load_run(run) if isinstance(run, str) else run
+    dev = resolve_device(device)
+    seed_everything(run.config.seed)
+    model = build_model(run.config)
+    ckpt = run.metrics.get("checkpoint")
+    if ckpt and Path(ckpt).is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+    elif getattr(model, "trainable", True):
+        msg = (f"run {run.run_id}: best checkpoint {ckpt} not found (checkpoints live in the "
+               f"cache, not in git); retrain with run_or_load(cfg, force=True)")
+        if strict:
+            raise FileNotFoundError(msg)
+        warnings.warn(msg + "; returning untrained weights", stacklevel=2)
+    return model.to(dev).eval()
+
+
+# ---------------------------------------------------------------------------------------
+# File helpers
+# ---------------------------------------------------------------------------------------
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.is_file() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON types; NaN/inf become None (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return _jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

@@ -1,0 +1,532 @@
+"""Training loop: seeded, resumable, guarded against NaN, with per-epoch history.
+
+One call, :func:`train`, trains the model of a :class:`~abanet_lib.config.RunConfig`:
+
+* data: :func:`build_split` (identity-disjoint split of ``cfg.eval_dataset`` plus any extra
+  training sets), arrays prepared once (uint8 cache), a seeded ``DataLoader``;
+* loss: only ever ``model.training_loss(images, masks, criterion)``, so deep supervision and
+  special protocols (Mask R-CNN) live in the model, never here;
+* validation every epoch (IoU at 0.5 on the validation split, training resolution); the best
+  epoch's weights are kept in ``best.pt``, early stopping is optional;
+* checkpoints ``cache_dir()/checkpoints/<run_id>/last.pt`` (everything needed to resume:
+  weights, optimizer, scheduler, scaler, RNG states, best score, history) and ``best.pt``,
+  both written atomically each epoch. A killed run restarts from ``last.pt``; on CPU in
+  fp32 it ends with exactly the weights and metrics of an uninterrupted run.
+* a NaN/inf loss stops the run with :class:`NonFiniteLossError` naming epoch and batch; the
+  last good checkpoint stays on disk.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from abanet_lib import paths
+from abanet_lib.config import RunConfig
+from abanet_lib.devices import (Precision, configure_backends, resolve_device, resolve_precision,
+                                synchronize, to_memory_format)
+
+OPTIMIZERS = ("adam", "adamax", "rmsprop", "sgd")
+SCHEDULES = ("none", "cosine", "step")
+CHECKPOINT_FORMAT = 1
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or inf; the message names epoch and batch."""
+
+
+@dataclass
+class TrainingData:
+    """What the trainer consumes.
+
+    Attributes:
+        train: dataset of ``(image float32 (3,S,S), mask float32 (1,S,S))`` with augmentation.
+        val: same without augmentation, or ``None`` (then the last epoch counts as best).
+    """
+
+    train: Dataset
+    val: Dataset | None = None
+
+
+@dataclass
+class EpochInfo:
+    """Passed to callbacks after each epoch's checkpoint is on disk."""
+
+    epoch: int
+    epochs: int
+    row: dict
+    model: nn.Module
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes:
+        model: the model with the best epoch's weights loaded, in eval mode.
+        history: one row per epoch (see :func:`train`).
+        best_epoch: 1-based epoch of the best validation IoU (0 when not trained).
+        best_val_iou: that IoU (NaN without validation data or training).
+        epochs_run: epochs completed (over all resumptions).
+        stopped_early: early stopping ended the run.
+        trained: False for models without learned weights (``model.trainable`` False).
+        resumed_from: epoch the run resumed after (0 = fresh start).
+        seconds: wall time of this call.
+        img_per_s: mean training throughput over the epochs run in this call.
+        device, precision: what the run executed with.
+        best_checkpoint, last_checkpoint: cache paths (None when not trained).
+    """
+
+    model: nn.Module
+    history: pd.DataFrame
+    best_epoch: int = 0
+    best_val_iou: float = float("nan")
+    epochs_run: int = 0
+    stopped_early: bool = False
+    trained: bool = True
+    resumed_from: int = 0
+    seconds: float = 0.0
+    img_per_s: float = float("nan")
+    device: str = "cpu"
+    precision: str = "fp32"
+    best_checkpoint: Path | None = None
+    last_checkpoint: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def checkpoint_dir(cfg: RunConfig) -> Path:
+    """``cache_dir()/checkpoints/<run_id>/`` (git-ignored)."""
+    return paths.cache_dir() / "checkpoints" / cfg.run_id
+
+
+def build_model(cfg: RunConfig) -> nn.Module:
+    """The model named by ``cfg`` (seed the RNGs first for reproducible weights).
+
+    ``pretrained`` is passed only when True, so factories without that option still build
+    at the offline scales.
+    """
+    from abanet_lib.models import create_model
+
+    kwargs = cfg.model_kwargs_dict
+    if cfg.pretrained and "pretrained" not in kwargs:
+        kwargs["pretrained"] = True
+    return create_model(cfg.model, **kwargs)
+
+
+def build_criterion(cfg: RunConfig) -> Callable:
+    """The loss of ``cfg`` (:func:`abanet_lib.losses.build_loss`)."""
+    from abanet_lib.losses import build_loss
+
+    return build_loss(cfg)
+
+
+@dataclass
+class RunSplit:
+    """Sample references of one run: ``train`` (after the cap), ``val``, ``test``."""
+
+    train: list
+    val: list
+    test: list
+
+
+def build_split(cfg: RunConfig) -> RunSplit:
+    """Split ``cfg.eval_dataset`` and add extra training sets.
+
+    The test and validation parts always come from ``cfg.eval_dataset`` (scheme
+    ``cfg.split``, fold ``cfg.fold``, seed ``cfg.seed``). Training uses that data set's
+    training part when it is listed in ``cfg.train_datasets``, plus every sample of the other
+    listed data sets outside their own "testing" subset. ``cfg.max_train_images`` keeps a
+    seeded random subset of the training references.
+    """
+    from abanet_lib.data import list_samples, split_samples
+
+    refs = list_samples(cfg.eval_dataset)
+    split = split_samples(refs, scheme=cfg.split, n_folds=cfg.n_folds, fold=cfg.fold,
+                          seed=cfg.seed, val_fraction=cfg.val_fraction)
+    train = list(split.train) if cfg.eval_dataset in cfg.train_datasets else []
+    for name in cfg.train_datasets:
+        if name != cfg.eval_dataset:
+            train += [r for r in list_samples(name) if getattr(r, "subset", "") != "testing"]
+    if not train:
+        raise ValueError(f"run {cfg.run_id}: no training images (train_datasets={cfg.train_datasets}, "
+                         f"eval_dataset={cfg.eval_dataset!r})")
+    if cfg.max_train_images is not None and len(train) > cfg.max_train_images:
+        keep = np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.max_train_images]
+        train = [train[i] for i in sorted(keep)]
+    return RunSplit(train=train, val=list(split.val), test=list(split.test))
+
+
+def build_training_data(cfg: RunConfig, split: RunSplit | None = None) -> TrainingData:
+    """Prepared uint8 arrays (cached on disk) wrapped as train/val datasets."""
+    from abanet_lib.data import SegmentationDataset, prepare_arrays
+
+    split = split or build_split(cfg)
+    train_arrays = prepare_arrays(split.train, cfg.image_size)
+    train_ds = SegmentationDataset(train_arrays, augment=cfg.augment, seed=cfg.seed)
+    val_ds = None
+    if split.val:
+        val_ds = SegmentationDataset(prepare_arrays(split.val, cfg.image_size), augment=False, seed=cfg.seed)
+    return TrainingData(train=train_ds, val=val_ds)
+
+
+def build_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
+    """Adam, Adamax, RMSprop or SGD (Table 8) with ``cfg.lr``/``weight_decay``/``momentum``."""
+    name = cfg.optimizer.lower()
+    common = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, **common)
+    if name == "adamax":
+        return torch.optim.Adamax(params, **common)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, momentum=cfg.momentum, **common)
+    if name == "sgd":
+        return torch.optim.SGD(params, momentum=cfg.momentum, **common)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected one of {OPTIMIZERS}")
+
+
+def build_scheduler(cfg: RunConfig, optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Per-epoch schedule: none, cosine (to 0 over ``epochs``), step (x0.1 every third)."""
+    if cfg.schedule == "none":
+        return None
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.epochs))
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, cfg.epochs // 3), gamma=0.1)
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; expected one of {SCHEDULES}")
+
+
+def _seed_worker(worker_id: int) -> None:
+    # DataLoader seeds torch and random per worker but not numpy; augmentations may use it.
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _show_progress(progress: bool) -> bool:
+    return bool(progress) and sys.stderr.isatty()
+
+
+def batch_iou(prob: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Per-image IoU of thresholded probabilities (N,1,H,W) vs masks (N,1,H,W) -> (N,).
+
+    Two empty maps count as IoU 1.
+    """
+    pred = prob > threshold
+    gt = masks > 0.5
+    inter = (pred & gt).flatten(1).sum(1).float()
+    union = (pred | gt).flatten(1).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+@torch.no_grad()
+def validate(model: nn.Module, loader: DataLoader, criterion: Callable | None, device: torch.device,
+             precision: Precision, channels_last: bool) -> tuple[float, float]:
+    """Mean per-image IoU at 0.5 and mean main-output loss on ``loader`` (eval mode)."""
+    from abanet_lib.models.base import main_output
+
+    model.eval()
+    ious, losses, weights = [], [], []
+    for images, masks in loader:
+        images = to_memory_format(images.to(device, non_blocking=True), channels_last)
+        masks = masks.to(device, non_blocking=True)
+        with precision.autocast():
+            logits = main_output(model(images))
+        logits = logits.float()
+        ious.append(batch_iou(torch.sigmoid(logits), masks).cpu())
+        if criterion is not None:
+            losses.append(float(criterion(logits, masks)))
+            weights.append(len(images))
+    iou = float(torch.cat(ious).mean()) if ious else float("nan")
+    loss = float(np.average(losses, weights=weights)) if losses else float("nan")
+    return iou, loss
+
+
+def _rng_state(loader_gen: torch.Generator) -> dict:
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "loader": loader_gen.get_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, loader_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    loader_gen.set_state(state["loader"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _components(criterion: Callable) -> dict | None:
+    """Per-component losses of the last call, if the criterion records them."""
+    comps = getattr(criterion, "last_components", None)
+    if not comps:
+        return None
+    return {k: float(v) for k, v in comps.items()}
+
+
+# ---------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------
+def train(
+    cfg: RunConfig,
+    run_dir: Path | str,
+    *,
+    model: nn.Module | None = None,
+    criterion: Callable | None = None,
+    data: TrainingData | None = None,
+    progress: bool = True,
+    max_batches: int | None = None,
+    resume: bool = True,
+    callbacks: Sequence[Callable[[EpochInfo], None]] = (),
+    deterministic: bool = False,
+) -> TrainResult:
+    """Train ``cfg``'s model; resume from ``last.pt`` when present.
+
+    Args:
+        cfg: the run.
+        run_dir: folder receiving ``history.csv`` (rewritten after each epoch).
+        model: a prepared model (default: :func:`build_model` after seeding).
+        criterion: loss callable ``(outputs, masks) -> scalar`` (default: ``build_loss(cfg)``).
+        data: datasets (default: :func:`build_training_data`).
+        progress: tqdm bars when stderr is a terminal, plus one line per epoch.
+        max_batches: cap on training batches per epoch (speed checks, smoke tests).
+        resume: continue from ``last.pt`` if it exists for this run id; False starts over.
+        callbacks: called with :class:`EpochInfo` after each epoch's checkpoint is written
+            (a callback raising ``KeyboardInterrupt`` simulates a kill).
+        deterministic: on CUDA, disable cuDNN autotuning and TF32.
+
+    Returns:
+        :class:`TrainResult`; ``history`` has columns ``epoch, train_loss, [loss_<part>...],
+        val_loss, val_iou, lr, seconds, img_per_s``. ``train_loss`` is the mean over images of
+        the full training loss (all side outputs); ``loss_<part>`` are the criterion's
+        ``last_components`` (every batch on CPU; on CUDA every 20th batch, to avoid a device
+        sync per batch); ``val_loss`` is the criterion on the main output only; ``img_per_s``
+        counts training images per second of the training loop (validation excluded).
+
+    Performance notes: on CUDA set ``cfg.num_workers`` (execution-only, e.g. 4-8) so the
+    augmentation runs in worker processes; the prepared uint8 arrays are memory-mapped, so
+    workers start cheaply.
+
+    Raises:
+        NonFiniteLossError: a NaN/inf loss (message names epoch and batch).
+    """
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    run_dir = Path(run_dir)
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    configure_backends(device, deterministic)
+    seed_everything(cfg.seed)
+    if model is None:
+        model = build_model(cfg)
+    model = to_memory_format(model.to(device), cfg.channels_last)
+
+    if not getattr(model, "trainable", True):
+        model.eval()
+        return TrainResult(model=model, history=pd.DataFrame(), trained=False,
+                           seconds=time.perf_counter() - start, device=str(device), precision=precision.name)
+
+    if criterion is None:
+        criterion = build_criterion(cfg)
+    if data is None:
+        data = build_training_data(cfg)
+
+    loader_gen = torch.Generator().manual_seed(cfg.seed)
+    pin = device.type == "cuda"
+    train_loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
+                              generator=loader_gen, num_workers=cfg.num_workers, pin_memory=pin,
+                              worker_init_fn=_seed_worker, persistent_workers=False)
+    val_loader = None
+    if data.val is not None and len(data.val) > 0:
+        val_loader = DataLoader(data.val, batch_size=max(cfg.batch_size, 16), shuffle=False,
+                                num_workers=cfg.num_workers, pin_memory=pin)
+
+    optimizer = build_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    scheduler = build_scheduler(cfg, optimizer)
+    scaler = precision.grad_scaler()
+
+    ckpt_dir = checkpoint_dir(cfg)
+    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    history: list[dict] = []
+    best_score, best_epoch, stale, start_epoch, stopped_early = -math.inf, 0, 0, 0, False
+    if not resume:
+        for p in (last_path, best_path):
+            p.unlink(missing_ok=True)
+    elif last_path.is_file():
+        state = torch.load(last_path, map_location=device, weights_only=False)
+        if state.get("config") != cfg.canonical_json():
+            raise RuntimeError(f"checkpoint {last_path} belongs to another configuration; "
+                               f"delete it or train with resume=False")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"], loader_gen)
+        history = list(state["history"])
+        best_score, best_epoch = state["best_score"], state["best_epoch"]
+        stale, start_epoch = state["stale"], state["epoch"]
+        stopped_early = state.get("stopped_early", False)
+        if progress:
+            print(f"[{cfg.run_id}] resuming after epoch {start_epoch}/{cfg.epochs}", flush=True)
+    resumed_from = start_epoch
+
+    # Decide once: check every batch on CPU (free), every few batches on CUDA (a sync each).
+    check_every = 1 if device.type == "cpu" else 20
+    throughput = []
+    epoch = start_epoch
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        if stopped_early:
+            break
+        if hasattr(data.train, "set_epoch"):
+            data.train.set_epoch(epoch)
+        model.train()
+        t0 = time.perf_counter()
+        n_images, loss_sum, pending = 0, torch.zeros((), device=device), []
+        comp_sums: dict[str, float] = {}
+        comp_n = 0
+        n_batches = len(train_loader) if max_batches is None else min(max_batches, len(train_loader))
+        bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=not _show_progress(progress))
+        for batch_idx, (images, masks) in enumerate(train_loader, start=1):
+            if max_batches is not None and batch_idx > max_batches:
+                break
+            images = to_memory_format(images.to(device, non_blocking=True), cfg.channels_last)
+            masks = masks.to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            with precision.autocast():
+                loss = model.training_loss(images, masks, criterion)
+            loss = loss.float()
+            pending.append((batch_idx, loss.detach()))
+            if len(pending) >= check_every:
+                _check_finite(pending, epoch, cfg)
+                pending = []
+            scaler.scale(loss).backward()
+            if cfg.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            loss_sum += loss.detach() * len(images)
+            n_images += len(images)
+            # Reading components syncs the GPU: every batch on CPU, sampled on CUDA.
+            comps = _components(criterion) if batch_idx % check_every == 0 else None
+            if comps:
+                for k, v in comps.items():
+                    comp_sums[k] = comp_sums.get(k, 0.0) + v * len(images)
+                comp_n += len(images)
+            bar.update(1)
+        bar.close()
+        if pending:
+            _check_finite(pending, epoch, cfg)
+        synchronize(device)
+        train_seconds = time.perf_counter() - t0
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step()
+
+        val_iou, val_loss = (validate(model, val_loader, criterion, device, precision, cfg.channels_last)
+                             if val_loader is not None else (float("nan"), float("nan")))
+        row = {"epoch": epoch, "train_loss": float(loss_sum) / max(1, n_images)}
+        for k, v in comp_sums.items():
+            if k != "total":
+                row[f"loss_{k}"] = v / max(1, comp_n)
+        row.update(val_loss=val_loss, val_iou=val_iou, lr=lr,
+                   seconds=time.perf_counter() - t0, img_per_s=n_images / max(train_seconds, 1e-9))
+        history.append(row)
+        throughput.append(row["img_per_s"])
+
+        score = val_iou if not math.isnan(val_iou) else float(epoch)  # no val data: last is best
+        if score > best_score:
+            best_score, best_epoch, stale = score, epoch, 0
+            _atomic_save({"format": CHECKPOINT_FORMAT, "run_id": cfg.run_id, "epoch": epoch,
+                          "val_iou": val_iou, "model": model.state_dict()}, best_path)
+        else:
+            stale += 1
+        stopped_early = cfg.early_stopping is not None and stale >= cfg.early_stopping
+        _atomic_save({
+            "format": CHECKPOINT_FORMAT, "run_id": cfg.run_id, "config": cfg.canonical_json(),
+            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+            "rng": _rng_state(loader_gen), "best_score": best_score, "best_epoch": best_epoch,
+            "stale": stale, "stopped_early": stopped_early, "history": history,
+        }, last_path)
+        _atomic_csv(pd.DataFrame(history), run_dir / "history.csv")
+        if progress:
+            print(f"[{cfg.run_id}] epoch {epoch}/{cfg.epochs} loss {row['train_loss']:.4f} "
+                  f"val_iou {val_iou:.4f} ({row['seconds']:.1f}s, {row['img_per_s']:.1f} img/s)", flush=True)
+        for callback in callbacks:
+            callback(EpochInfo(epoch=epoch, epochs=cfg.epochs, row=row, model=model))
+        if stopped_early:
+            if progress:
+                print(f"[{cfg.run_id}] early stop: no val IoU gain for {stale} epochs", flush=True)
+            break
+
+    if best_path.is_file():
+        model.load_state_dict(torch.load(best_path, map_location=device, weights_only=False)["model"])
+    model.eval()
+    best_val = best_score if best_epoch and history and not math.isnan(
+        history[best_epoch - 1]["val_iou"]) else float("nan")
+    return TrainResult(
+        model=model, history=pd.DataFrame(history), best_epoch=best_epoch, best_val_iou=float(best_val),
+        epochs_run=len(history), stopped_early=stopped_early, trained=True, resumed_from=resumed_from,
+        seconds=time.perf_counter() - start,
+        img_per_s=float(np.mean(throughput)) if throughput else float("nan"),
+        device=str(device), precision=precision.name,
+        best_checkpoint=best_path if best_path.is_file() else None,
+        last_checkpoint=last_path if last_path.is_file() else None,
+    )
+
+
+def _check_finite(pending: list[tuple[int, torch.Tensor]], epoch: int, cfg: RunConfig) -> None:
+    """Raise NonFiniteLossError at the first non-finite loss of ``(batch index, loss)`` pairs."""
+    values = torch.stack([loss for _, loss in pending])
+    bad = (~torch.isfinite(values)).nonzero()
+    if len(bad):
+        i = int(bad[0])
+        raise NonFiniteLossError(
+            f"run {cfg.run_id}: loss is {float(values[i])} at epoch {epoch}, batch {pending[i][0]}; "
+            f"training stopped. The last good checkpoint is {checkpoint_dir(cfg) / 'last.pt'} "
+            f"(try a lower lr={cfg.lr}, grad_clip, or precision='fp32')")

@@ -1,0 +1,131 @@
+"""Figures of one training run: learning curves, per-image scores, example predictions."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+def plot_history(history: pd.DataFrame, title: str | None = None):
+    """Loss curves (left) and validation IoU (right) per epoch.
+
+    Args:
+        history: a run's ``history.csv`` (columns ``epoch``, ``train_loss``, optional
+            ``loss_<component>``, ``val_loss``, ``val_iou``).
+        title: figure title.
+
+    Returns:
+        A matplotlib Figure (empty panels with a note when the run was not trained).
+    """
+    import matplotlib.pyplot as plt
+
+    from abanet_lib.plots import set_style
+
+    set_style()
+    fig, (ax_loss, ax_iou) = plt.subplots(1, 2, figsize=(10, 3.6))
+    if history is None or history.empty:
+        for ax in (ax_loss, ax_iou):
+            ax.text(0.5, 0.5, "no training history\n(method without training)", ha="center", va="center",
+                    transform=ax.transAxes)
+        return fig
+    epochs = history["epoch"]
+    marker = "o" if len(history) <= 30 else None
+    ax_loss.plot(epochs, history["train_loss"], marker=marker, label="train (all outputs)")
+    if "val_loss" in history and history["val_loss"].notna().any():
+        ax_loss.plot(epochs, history["val_loss"], marker=marker, label="validation (main output)")
+    for col in [c for c in history.columns if c.startswith("loss_") and c != "loss_bce_unused"]:
+        ax_loss.plot(epochs, history[col], linestyle="--", linewidth=1, label=f"train {col[5:]}")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_loss.legend(fontsize=7)
+    if "val_iou" in history and history["val_iou"].notna().any():
+        ax_iou.plot(epochs, history["val_iou"], marker=marker, color="C2")
+        best = history.loc[history["val_iou"].idxmax()]
+        ax_iou.scatter([best["epoch"]], [best["val_iou"]], s=80, facecolors="none", edgecolors="C3",
+                       label=f"best: epoch {int(best['epoch'])}, IoU {best['val_iou']:.3f}", zorder=3)
+        ax_iou.legend(fontsize=8)
+    ax_iou.set(xlabel="epoch", ylabel="IoU @ 0.5", title="validation IoU (training resolution)")
+    if len(epochs) == 1:
+        for ax in (ax_loss, ax_iou):
+            ax.set_xticks([int(epochs.iloc[0])])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_image(per_image: pd.DataFrame, metric: str = "iou", title: str | None = None):
+    """Histogram of one per-image test metric, with its mean.
+
+    Args:
+        per_image: a run's ``per_image.csv``.
+        metric: column to show (``iou``, ``f1``, ``boundary_f`` ...).
+    """
+    import matplotlib.pyplot as plt
+
+    from abanet_lib.plots import set_style
+
+    if metric not in per_image.columns:
+        raise ValueError(f"plot_per_image: no column {metric!r}; have {sorted(per_image.columns)}")
+    set_style()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    values = per_image[metric].dropna()
+    ax.hist(values, bins=np.linspace(0, 1, 21), color="C0", alpha=0.8)
+    ax.axvline(values.mean(), color="C3", linestyle="--", label=f"mean {values.mean():.3f} (n={len(values)})")
+    ax.set(xlabel=f"{metric} per test image", ylabel="images", title=title or f"test {metric} per image")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def show_predictions(model, refs: Sequence, image_size: int, device: str = "cpu", precision: str = "fp32",
+                     threshold: float = 0.5):
+    """Image, ground truth, predicted probability and error map for a few samples.
+
+    Args:
+        model: a segmentation model.
+        refs: a few sample references (one row each).
+        image_size: model input size; maps are shown at native size.
+        device, precision: see :mod:`abanet_lib.devices`.
+        threshold: binarisation of the prediction for the error map and IoU.
+
+    Returns:
+        A Figure with one row per sample: image | ground truth | probability | errors
+        (green: correct mask pixels, red: false positives, blue: misses).
+    """
+    import matplotlib.pyplot as plt
+    import torch.nn.functional as F
+
+    from abanet_lib.devices import resolve_device, resolve_precision
+    from abanet_lib.evaluate import predict_proba, preprocess
+    from abanet_lib.plots import set_style
+
+    set_style()
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    samples = [r.load() for r in refs]
+    fig, axes = plt.subplots(len(samples), 4, figsize=(10, 2.6 * len(samples)), squeeze=False)
+    for row, sample in zip(axes, samples):
+        prob = predict_proba(model, preprocess(sample.image, image_size)[None], dev, prec)
+        h, w = sample.mask.shape
+        prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+        pred, gt = prob > threshold, sample.mask.astype(bool)
+        union = (pred | gt).sum()
+        iou = (pred & gt).sum() / union if union else 1.0
+        errors = np.zeros((h, w, 3), np.float32)
+        errors[pred & gt] = (0.2, 0.7, 0.2)
+        errors[pred & ~gt] = (0.9, 0.1, 0.1)
+        errors[~pred & gt] = (0.1, 0.3, 0.9)
+        panels = [(sample.image, sample.name[:28]), (gt, "ground truth"),
+                  (prob, "probability"), (errors, f"errors (IoU {iou:.3f})")]
+        for ax, (img, label) in zip(row, panels):
+            if img.ndim == 2:
+                ax.imshow(img.astype(np.float32), cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.imshow(img)
+            ax.set_title(label, fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    return fig

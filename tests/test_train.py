@@ -1,0 +1,180 @@
+"""Trainer: seeds, resume equivalence, NaN guard, optimizers, early stopping, devices."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from abanet_lib import devices, train as train_mod
+from abanet_lib.train import NonFiniteLossError, build_optimizer, build_scheduler, checkpoint_dir, train
+from engine_standins import NaNAfter, TinyNet, bce, blob_data, tiny_config
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_metrics_and_weights(tmp_results):
+    cfg = tiny_config(epochs=2)
+    runs = []
+    for name in ("a", "b"):
+        torch.manual_seed(0)  # the injected model's initial weights
+        runs.append(train(cfg, tmp_results / name, model=TinyNet(), criterion=bce, data=blob_data(),
+                          progress=False, resume=False))
+    r1, r2 = runs
+    assert r1.history[["train_loss", "val_loss", "val_iou"]].equals(r2.history[["train_loss", "val_loss", "val_iou"]])
+    assert _same(_weights(r1.model), _weights(r2.model))
+    torch.manual_seed(0)
+    other = train(cfg.replace(seed=1), tmp_results / "c", model=TinyNet(), criterion=bce, data=blob_data(),
+                  progress=False)
+    assert other.history["train_loss"].iloc[0] != r1.history["train_loss"].iloc[0]
+
+
+def test_history_columns_values_and_best_checkpoint(tmp_results):
+    cfg = tiny_config(epochs=3)
+    torch.manual_seed(0)
+    res = train(cfg, tmp_results / "run", model=TinyNet(deep_supervision=True), criterion=bce,
+                data=blob_data(), progress=False)
+    hist = pd.read_csv(tmp_results / "run" / "history.csv")
+    assert list(hist["epoch"]) == [1, 2, 3]
+    for col in ("train_loss", "val_loss", "val_iou", "lr", "seconds", "img_per_s"):
+        assert col in hist.columns
+    assert (hist["img_per_s"] > 0).all() and (hist["val_iou"].between(0, 1)).all()
+    # deep supervision: the loss sums two BCE terms (> ln 2 at start would be ~1.4)
+    assert hist["train_loss"].iloc[0] > 0.9
+    assert res.best_epoch == int(hist["val_iou"].idxmax()) + 1
+    assert res.best_val_iou == pytest.approx(hist["val_iou"].max())
+    best = torch.load(checkpoint_dir(cfg) / "best.pt", weights_only=False)
+    assert best["epoch"] == res.best_epoch
+    assert _same(best["model"], _weights(res.model))
+    last = torch.load(checkpoint_dir(cfg) / "last.pt", weights_only=False)
+    assert last["epoch"] == 3 and len(last["history"]) == 3
+    # training improves on this easy task
+    assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_results, monkeypatch):
+    cfg = tiny_config(epochs=3, schedule="cosine", optimizer="adam")
+    torch.manual_seed(123)
+    full = train(cfg, tmp_results / "full", model=TinyNet(), criterion=bce, data=blob_data(),
+                 progress=False, resume=False)
+    full_last = torch.load(checkpoint_dir(cfg) / "last.pt", weights_only=False)
+
+    def kill_after_first(info):
+        if info.epoch == 1:
+            raise KeyboardInterrupt
+
+    torch.manual_seed(123)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_results / "killed", model=TinyNet(), criterion=bce, data=blob_data(),
+              progress=False, resume=False, callbacks=[kill_after_first])
+    assert torch.load(checkpoint_dir(cfg) / "last.pt", weights_only=False)["epoch"] == 1
+    # disturb every RNG in between, as a new process would
+    torch.manual_seed(999), np.random.seed(999)
+    resumed = train(cfg, tmp_results / "killed", model=TinyNet(), criterion=bce, data=blob_data(),
+                    progress=False)
+    assert resumed.resumed_from == 1
+    resumed_last = torch.load(checkpoint_dir(cfg) / "last.pt", weights_only=False)
+    assert _same(full_last["model"], resumed_last["model"])
+    pd.testing.assert_frame_equal(full.history.drop(columns=["seconds", "img_per_s"]),
+                                  resumed.history.drop(columns=["seconds", "img_per_s"]))
+    assert resumed.best_epoch == full.best_epoch and resumed.best_val_iou == full.best_val_iou
+
+
+def test_nan_loss_stops_with_epoch_and_batch_and_keeps_checkpoint(tmp_results):
+    cfg = tiny_config(epochs=3)
+    # 12 training images, batch 4: 3 batches per epoch; call 5 = epoch 2, batch 2
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, batch 2"):
+        train(cfg, tmp_results / "nan", model=NaNAfter(5), criterion=bce, data=blob_data(), progress=False)
+    last = torch.load(checkpoint_dir(cfg) / "last.pt", weights_only=False)
+    assert last["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in last["model"].values())
+    assert len(pd.read_csv(tmp_results / "nan" / "history.csv")) == 1
+
+
+def test_early_stopping_and_untrainable_models(tmp_results):
+    cfg = tiny_config(epochs=5, lr=0.0, early_stopping=1)  # lr 0: val IoU never improves
+    res = train(cfg, tmp_results / "es", model=TinyNet(), criterion=bce, data=blob_data(), progress=False)
+    assert res.stopped_early and res.epochs_run == 2 and res.best_epoch == 1
+
+    frozen = TinyNet()
+    frozen.trainable = False
+    before = _weights(frozen)
+    res = train(tiny_config(), tmp_results / "gc", model=frozen, criterion=bce, data=None, progress=False)
+    assert not res.trained and res.history.empty and _same(before, _weights(res.model))
+
+
+@pytest.mark.parametrize("name,cls", [("adam", torch.optim.Adam), ("adamax", torch.optim.Adamax),
+                                      ("rmsprop", torch.optim.RMSprop), ("sgd", torch.optim.SGD)])
+def test_optimizers_follow_config(name, cls):
+    cfg = tiny_config(optimizer=name, lr=0.01, weight_decay=1e-4, momentum=0.8)
+    opt = build_optimizer(cfg, TinyNet().parameters())
+    assert isinstance(opt, cls)
+    group = opt.param_groups[0]
+    assert group["lr"] == 0.01 and group["weight_decay"] == 1e-4
+    if name in ("sgd", "rmsprop"):
+        assert group["momentum"] == 0.8
+
+
+def test_schedules_and_bad_names():
+    cfg = tiny_config(epochs=4, schedule="cosine", lr=1.0)
+    opt = build_optimizer(cfg, TinyNet().parameters())
+    sched = build_scheduler(cfg, opt)
+    lrs = []
+    for _ in range(4):
+        opt.step(), sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == pytest.approx([0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(1, 5)])
+    step_cfg = cfg.replace(schedule="step", epochs=6)
+    opt = build_optimizer(step_cfg, TinyNet().parameters())
+    sched = build_scheduler(step_cfg, opt)
+    for _ in range(2):
+        opt.step(), sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+    assert build_scheduler(cfg.replace(schedule="none"), opt) is None
+    with pytest.raises(ValueError, match="optimizer 'lbfgs'"):
+        build_optimizer(cfg.replace(optimizer="lbfgs"), TinyNet().parameters())
+    with pytest.raises(ValueError, match="schedule 'poly'"):
+        build_scheduler(cfg.replace(schedule="poly"), opt)
+
+
+def test_precision_resolution():
+    cpu = torch.device("cpu")
+    assert devices.resolve_precision("fp32", cpu).dtype is None
+    assert devices.resolve_precision("bf16", cpu).dtype == torch.bfloat16
+    auto = devices.resolve_precision("auto", cpu)
+    assert auto.name == ("bf16" if devices.cpu_supports_bf16() else "fp32")
+    with pytest.raises(ValueError, match="fp16"):
+        devices.resolve_precision("fp16", cpu)
+    with pytest.raises(ValueError, match="unknown precision"):
+        devices.resolve_precision("fp8", cpu)
+    assert devices.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    info = devices.describe_device("cpu")
+    assert info["device"] == "cpu" and info["torch_version"] == torch.__version__
+    assert info["torch_threads"] == torch.get_num_threads()
+
+
+def test_bf16_channels_last_training_runs_finite(tmp_results):
+    if not devices.cpu_supports_bf16():
+        pytest.skip("CPU without native bf16")
+    cfg = tiny_config(epochs=1, precision="bf16", channels_last=True)
+    res = train(cfg, tmp_results / "bf16", model=TinyNet(), criterion=bce, data=blob_data(), progress=False)
+    assert res.precision == "bf16"
+    assert np.isfinite(res.history["train_loss"]).all()
+    assert res.model.conv1.weight.dtype == torch.float32  # autocast keeps fp32 master weights
+
+
+def test_batch_iou_reference_values():
+    prob = torch.zeros(2, 1, 4, 4)
+    masks = torch.zeros(2, 1, 4, 4)
+    prob[0, 0, :2] = 0.9      # 8 predicted pixels
+    masks[0, 0, :1] = 1       # 4 true pixels, all inside
+    ious = train_mod.batch_iou(prob, masks)
+    assert ious.tolist() == pytest.approx([0.5, 1.0])  # second: both empty -> 1
