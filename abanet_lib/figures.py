@@ -1,0 +1,331 @@
+"""Figures of the reproduction: qualitative grids (Figs. 8, 9), the alpha sweep (Fig. 7), ablation bars.
+
+Every function returns a matplotlib Figure; notebooks save it with
+:func:`abanet_lib.plots.save_fig`. Predictions come from the runs' trained weights
+(:func:`load_trained_model`), never from files written by hand.
+
+Crop choice (stated rule, :func:`hardest_crops`): the ``k`` test images with the lowest mean
+IoU across the given runs, over the images every run was tested on; ties broken by name.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+#: Colours of the error overlay (RGB in [0, 1]).
+COLOR_TP = (1.0, 1.0, 1.0)
+COLOR_FP = (0.90, 0.10, 0.10)  # predicted mask where there is none: red
+COLOR_FN = (0.15, 0.35, 0.95)  # missed mask pixels: blue
+COLOR_GT_CONTOUR = "#00d060"
+
+
+# ---------------------------------------------------------------------------------------
+# Models and predictions
+# ---------------------------------------------------------------------------------------
+def load_trained_model(run: Any):
+    """The trained model of ``run`` in eval mode (CPU).
+
+    Uses ``abanet_lib.registry.load_model(run)`` when the registry offers it; otherwise builds
+    the model from the run's config and loads ``best.pt`` from the run's checkpoint folder.
+
+    Raises:
+        FileNotFoundError: a trainable model whose checkpoint is gone (rerun with force=True).
+    """
+    try:
+        from abanet_lib.registry import load_model  # type: ignore[attr-defined]
+    except ImportError:
+        load_model = None
+    if load_model is not None:
+        return load_model(run).eval()
+    import torch
+
+    from abanet_lib.train import build_model, checkpoint_dir
+
+    cfg = run.config
+    model = build_model(cfg.replace(pretrained=False))
+    if getattr(model, "trainable", True):
+        path = checkpoint_dir(cfg) / "best.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"run {cfg.run_id}: checkpoint {path} is missing; the run's metrics "
+                                    "exist but its weights do not (rerun it with force=True)")
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+    return model.eval()
+
+
+def predict_maps(model, samples: Sequence[Any], image_size: int, device: str = "auto",
+                 precision: str = "auto") -> list[np.ndarray]:
+    """Probability maps at each sample's native size.
+
+    Args:
+        model: segmentation model (logits (N,1,S,S) in eval mode).
+        samples: loaded samples with ``image`` (H, W, 3) uint8.
+        image_size: the model's input size S.
+
+    Returns:
+        One float32 array (H, W) in [0, 1] per sample.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from abanet_lib.devices import resolve_device, resolve_precision
+    from abanet_lib.evaluate import predict_proba, preprocess
+
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    model = model.to(dev).eval()
+    if not samples:
+        return []
+    batch = torch.stack([preprocess(sample.image, image_size) for sample in samples])
+    probs = predict_proba(model, batch, dev, prec, channels_last=False)  # (N, 1, S, S), one pass
+    out = []
+    for sample, prob in zip(samples, probs):
+        h, w = sample.image.shape[:2]
+        native = F.interpolate(prob[None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+        out.append(native.numpy().astype(np.float32))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Choosing crops
+# ---------------------------------------------------------------------------------------
+def hardest_crops(runs: Sequence[Any], k: int = 6, metric: str = "iou") -> list[str]:
+    """Names of the ``k`` hardest test crops: lowest mean ``metric`` across ``runs``.
+
+    Only images present in every run's ``per_image`` table count (same test fold); ties are
+    broken by name so the choice is deterministic.
+
+    Raises:
+        ValueError: no runs, a run without ``per_image``/``metric``, or no shared images.
+    """
+    if not runs:
+        raise ValueError("hardest_crops: no runs given")
+    frames = []
+    for run in runs:
+        per_image = getattr(run, "per_image", None)
+        if per_image is None or "name" not in per_image.columns or metric not in per_image.columns:
+            raise ValueError(f"hardest_crops: run {run.config.run_id} has no per-image {metric!r} "
+                             "(per_image needs columns 'name' and the metric)")
+        frames.append(per_image.set_index("name")[metric].rename(run.config.run_id))
+    table = pd.concat(frames, axis=1, join="inner")
+    if table.empty:
+        raise ValueError("hardest_crops: the runs share no test image (different folds?)")
+    ranked = table.mean(axis=1).rename("score").reset_index().sort_values(["score", "name"])
+    return ranked["name"].head(k).tolist()
+
+
+def load_test_samples(run: Any, names: Sequence[str]) -> list[Any]:
+    """Load the named samples of ``run``'s test split, in the order of ``names``."""
+    from abanet_lib.train import build_split
+
+    refs = {r.name: r for r in build_split(run.config).test}
+    missing = [n for n in names if n not in refs]
+    if missing:
+        raise ValueError(f"test_samples: {missing} not in the test split of run {run.config.run_id}")
+    return [refs[n].load() for n in names]
+
+
+# ---------------------------------------------------------------------------------------
+# Qualitative grid (Figures 8 and 9)
+# ---------------------------------------------------------------------------------------
+def error_overlay(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """RGB image (H, W, 3) in [0, 1]: TP white, FP red, FN blue, TN black.
+
+    Args:
+        pred: predicted mask (H, W) bool.
+        gt: ground-truth mask (H, W) bool.
+    """
+    pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
+    if pred.shape != gt.shape:
+        raise ValueError(f"error_overlay: prediction {pred.shape} and ground truth {gt.shape} differ in shape")
+    rgb = np.zeros(pred.shape + (3,), dtype=np.float32)
+    rgb[pred & gt] = COLOR_TP
+    rgb[pred & ~gt] = COLOR_FP
+    rgb[~pred & gt] = COLOR_FN
+    return rgb
+
+
+def qualitative_grid(samples: Sequence[Any], predictions: Mapping[str, Sequence[np.ndarray]],
+                     threshold: float = 0.5, title: str | None = None):
+    """Rows: image, ground truth, then one row per model; one column per sample.
+
+    Model rows show :func:`error_overlay` (false positives red, false negatives blue) with the
+    ground-truth boundary drawn in green and the per-image IoU in the corner.
+
+    Args:
+        samples: loaded samples (``image`` (H,W,3) uint8, ``mask`` (H,W) bool, ``name``).
+        predictions: model label -> probability maps (H, W), one per sample.
+        threshold: binarisation threshold of the maps.
+        title: figure title.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = list(predictions)
+    for label in labels:
+        if len(predictions[label]) != len(samples):
+            raise ValueError(f"qualitative_grid: {label!r} has {len(predictions[label])} maps for "
+                             f"{len(samples)} samples")
+    n_rows, n_cols = 2 + len(labels), max(1, len(samples))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(1.6 * n_cols + 1.2, 1.6 * n_rows), squeeze=False)
+    row_names = ["image", "ground truth"] + labels
+    for j, sample in enumerate(samples):
+        gt = np.asarray(sample.mask, bool)
+        axes[0, j].imshow(sample.image)
+        axes[0, j].set_title(_short(sample.name), fontsize=6)
+        axes[1, j].imshow(gt, cmap="gray", vmin=0, vmax=1)
+        for i, label in enumerate(labels, start=2):
+            pred = np.asarray(predictions[label][j]) >= threshold
+            ax = axes[i, j]
+            ax.imshow(error_overlay(pred, gt))
+            if gt.any() and not gt.all():
+                ax.contour(gt.astype(float), levels=[0.5], colors=COLOR_GT_CONTOUR, linewidths=0.6)
+            union = (pred | gt).sum()
+            iou = (pred & gt).sum() / union if union else 1.0
+            ax.text(0.02, 0.98, f"{100 * iou:.1f}", transform=ax.transAxes, va="top", ha="left",
+                    fontsize=6, color="yellow")
+    for i, name in enumerate(row_names):
+        axes[i, 0].set_ylabel(name, fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+    fig.text(0.5, 0.005, "white: correct mask, red: false positive, blue: false negative, "
+             "green line: ground-truth boundary, number: IoU (%)", ha="center", fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    return fig
+
+
+def qualitative_figure(runs_by_label: Mapping[str, Any], k: int = 6, device: str = "auto",
+                       names: Sequence[str] | None = None, title: str | None = None):
+    """Grid for the hardest ``k`` shared test crops of the given runs (same fold).
+
+    Args:
+        runs_by_label: model label -> finished run (all on the same test fold).
+        k: number of crops (columns).
+        names: explicit crop names instead of :func:`hardest_crops`.
+
+    Returns:
+        (figure, crop names).
+    """
+    runs = list(runs_by_label.values())
+    if not runs:
+        raise ValueError("qualitative_figure: no runs given")
+    folds = {(r.config.eval_dataset, r.config.split, r.config.fold, r.config.seed) for r in runs}
+    if len(folds) > 1:
+        raise ValueError(f"qualitative_figure: runs come from different test splits {sorted(folds)}")
+    names = list(names) if names is not None else hardest_crops(runs, k)
+    samples = load_test_samples(runs[0], names)
+    predictions = {}
+    for label, run in runs_by_label.items():
+        predictions[label] = predict_maps(load_trained_model(run), samples, run.config.image_size,
+                                          device=device, precision=run.config.precision)
+    return qualitative_grid(samples, predictions, title=title), names
+
+
+def _short(name: str, width: int = 18) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+# ---------------------------------------------------------------------------------------
+# Figure 7 and ablation bars
+# ---------------------------------------------------------------------------------------
+def alpha_sweep_plot(frame: pd.DataFrame, metric: str = "iou", chosen_alpha: float = 0.3):
+    """Our ``metric`` (mean +- std) against the focal alpha; rows labelled ``alpha=<a>``.
+
+    The paper's Figure 7 has no numbers in the text, so only its choice (alpha = 0.3) is
+    marked.
+    """
+    import matplotlib.pyplot as plt
+
+    alphas, means, stds = [], [], []
+    for label, row in frame.iterrows():
+        match = re.match(r"alpha=([0-9.]+)", str(label))
+        if match is None or math.isnan(row[metric]):
+            continue
+        alphas.append(float(match.group(1)))
+        means.append(row[metric])
+        stds.append(0.0 if math.isnan(row[f"{metric}_std"]) else row[f"{metric}_std"])
+    order = np.argsort(alphas)
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    if alphas:
+        a, m, s = (np.asarray(v)[order] for v in (alphas, means, stds))
+        ax.errorbar(a, m, yerr=s, marker="o", capsize=3, label="ours (mean ± std)")
+    ax.axvline(chosen_alpha, color="grey", linestyle="--", linewidth=1,
+               label=f"paper's choice (alpha = {chosen_alpha:g}); no numbers given")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel("focal-loss alpha (gamma = 2)")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title("Figure 7: focal-loss alpha")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def ablation_bars(frame: pd.DataFrame, metric: str = "iou", title: str = ""):
+    """Bars of our ``metric`` per row (mean, std as error bar) with the paper's value as a marker."""
+    import matplotlib.pyplot as plt
+
+    labels = [str(i) for i in frame.index]
+    x = np.arange(len(labels))
+    means = frame[metric].to_numpy(dtype=float)
+    stds = np.nan_to_num(frame[f"{metric}_std"].to_numpy(dtype=float))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 1.5), 3.4))
+    ax.bar(x, np.nan_to_num(means), yerr=stds, capsize=3, color="#4c72b0", label="ours (mean ± std)")
+    paper_col = f"paper_{metric}"
+    if paper_col in frame.columns and frame[paper_col].notna().any():
+        ax.scatter(x, frame[paper_col].to_numpy(dtype=float), marker="D", color="black", zorder=3,
+                   label="paper")
+    for xi, m in zip(x, means):
+        if math.isnan(m):
+            ax.text(xi, 0, "no result", rotation=90, ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, rotation=25, ha="right", fontsize=7)
+    ax.set_ylabel(f"{metric} (%)")
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# Which runs the qualitative figures show
+# ---------------------------------------------------------------------------------------
+#: Figure -> (table whose runs it shows, row labels). Figure 8 shows the paper's six models
+#: (its U-Net++ backbone is not stated: Efficient-b7, its best Table 2 backbone), Figure 9
+#: every Table 4 method.
+FIGURE_ROWS = {
+    "fig8": ("table2", ("ABANet (ours)", "BASNet", "DAD / ResNet50", "EU-Net / ResNet-34",
+                        "EINet / ResNet50", "Unet++ / Efficient-b7")),
+    "fig9": ("table4", ("ABANet (ours)", "Din et al. (U-Net)", "Zhang et al. (GrabCut)",
+                        "Geng et al. (U-Net)", "Sola & Gera (Mask R-CNN)")),
+}
+
+
+def figure_configs(figure: str, scale, device: str = "auto") -> dict:
+    """Label -> the run config a qualitative figure shows (first fold / first trial).
+
+    At smoke scale the rows are those of :data:`abanet_lib.experiments.SMOKE_ROWS` of the
+    figure's table, so the figure reuses runs the smoke notebooks trained anyway. Rows whose
+    model cannot be built are left out (and printed).
+    """
+    from abanet_lib.experiments import SMOKE_ROWS, table_rows
+
+    if figure not in FIGURE_ROWS:
+        raise ValueError(f"figure_configs: unknown figure {figure!r}; expected one of {sorted(FIGURE_ROWS)}")
+    table, labels = FIGURE_ROWS[figure]
+    if getattr(scale, "name", scale) == "smoke":
+        labels = tuple(SMOKE_ROWS[table])
+    out = {}
+    for row in table_rows(table, scale, rows=labels, device=device):
+        if row.not_built is not None:
+            print(f"{figure}: leaving out {row.label}: {row.not_built}")
+            continue
+        out[row.label] = row.configs[0]
+    order = {label: i for i, label in enumerate(labels)}
+    return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))

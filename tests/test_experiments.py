@@ -1,0 +1,187 @@
+"""Experiment lists of the reproduction: sizes, shared rows, dedup, smoke subsets."""
+from __future__ import annotations
+
+import pytest
+
+from abanet_lib import experiments as E
+from abanet_lib.config import RunConfig, get_scale
+
+
+@pytest.fixture()
+def all_buildable(monkeypatch):
+    """Pretend every model builds (the model zoo is tested elsewhere; this keeps tests fast)."""
+    monkeypatch.setattr(E, "model_status", lambda name, kwargs=(): None)
+
+
+def rows(table, scale="reduced", **kw):
+    return {r.label: r for r in E.table_rows(table, scale, check_models=False, **kw)}
+
+
+def test_table2_has_every_paper_row_with_the_papers_encoders():
+    from abanet_lib.paper_numbers import TABLE2
+
+    t2 = rows("table2")
+    assert list(t2) == list(TABLE2.index)
+    assert t2["Unet / Efficient-b7"].configs[0].model == "smp:Unet:efficientnet-b7"
+    assert t2["Unet++ / VGG19"].configs[0].model == "smp:UnetPlusPlus:vgg19"
+    assert t2["DeepLabV3+ / ResNet50"].configs[0].model == "smp:DeepLabV3Plus:resnet50"
+    assert t2["PAN / VGG19"].configs[0].model == "smp:PAN:vgg19"
+    assert [t2[k].configs[0].model for k in ("EINet / ResNet50", "EU-Net / ResNet-34", "DAD / ResNet50",
+                                             "BASNet", "ABANet (ours)")] == ["einet", "eunet", "dad", "basnet", "abanet"]
+    scale = get_scale("reduced")
+    for row in t2.values():  # main rows: one run per fold, seed 0
+        assert [c.fold for c in row.configs] == list(scale.folds)
+        assert {c.seed for c in row.configs} == {0}
+        assert all(c.image_size == 128 and c.epochs == 25 and not c.pretrained for c in row.configs)
+
+
+def test_table3_rows_are_table2_runs():
+    t2, t3 = rows("table2"), rows("table3")
+    assert list(t3) == ["EINet / ResNet50", "EU-Net / ResNet-34", "DAD / ResNet50", "BASNet", "ABANet (ours)"]
+    for label, row in t3.items():
+        assert row.run_ids == t2[label].run_ids
+
+
+def test_table4_trials_vary_seed_and_split():
+    t4 = rows("table4")
+    assert [r.configs[0].model for r in t4.values()] == ["unet_din", "grabcut", "unet_geng", "maskrcnn", "abanet"]
+    aba = t4["ABANet (ours)"].configs
+    assert [(c.seed, c.fold) for c in aba] == [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]
+    assert len(set(c.run_id for c in aba)) == 5
+    paper = rows("table4", "paper")["ABANet (ours)"].configs  # trials 5 on 5 folds
+    assert [(c.seed, c.fold) for c in paper] == [(i, i) for i in range(5)]
+
+
+def test_the_full_abanet_row_is_one_config_in_every_table():
+    for scale in ("smoke", "reduced", "paper"):
+        canonical = E.canonical_abanet(get_scale(scale), fold=0)
+        assert canonical.model == "abanet" and canonical.model_kwargs == ()
+        shared = {
+            "table2": "ABANet (ours)", "table3": "ABANet (ours)", "table4": "ABANet (ours)",
+            "table5": "ABANet (ours)", "table6": "AG at stages 4,5,6 (ABANet)",
+            "table7": "256x256 (ABANet)", "table8": "Adam (ABANet)",
+            "table9": "Focal + SSIM + IoU (ABANet)", "fig7": "alpha=0.3 (ABANet)",
+            "released_vs_paper": "abanet + paper loss (ABANet)", "synthetic": "train mfsd-sample (ABANet)",
+        }
+        for table, label in shared.items():
+            first = rows(table, scale, rows="all")[label].configs[0]
+            assert first == canonical, (scale, table)
+            assert first.run_id == canonical.run_id
+
+
+def test_ablation_rows_change_exactly_one_thing():
+    base = E.canonical_abanet(get_scale("reduced"))
+    t5 = rows("table5")
+    assert t5["baseline"].configs[0].model_kwargs_dict == {"attention": False, "refine": False}
+    assert t5["baseline+refinement"].configs[0].model_kwargs_dict == {"attention": False}
+    assert t5["baseline+AG"].configs[0].model_kwargs_dict == {"refine": False}
+    t6 = rows("table6")
+    assert t6["AG at stages 5,6"].configs[0].model_kwargs_dict == {"attention_stages": [5, 6]}
+    assert t6["AG at stages 3,4,5,6"].configs[0].model_kwargs_dict == {"attention_stages": [3, 4, 5, 6]}
+    assert [r.configs[0].image_size for r in rows("table7").values()] == [64, 128, 256]
+    assert [r.configs[0].image_size for r in rows("table7", "paper").values()] == [128, 256, 512]
+    t8 = rows("table8")
+    sgd = t8["SGD"].configs[0]
+    assert (sgd.optimizer, sgd.lr, sgd.momentum) == ("sgd", 1e-2, 0.9)
+    assert (t8["Adamax"].configs[0].optimizer, t8["Adamax"].configs[0].lr) == ("adamax", base.lr)
+    assert [r.configs[0].loss for r in rows("table9").values()] == [
+        ("focal",), ("iou",), ("focal", "iou"), ("focal", "ssim", "iou")]
+    assert [r.configs[0].focal_alpha for r in rows("fig7").values()] == [0.1, 0.3, 0.5, 0.75, 0.9]
+    rv = [(c.model, c.loss_variant) for r in rows("released_vs_paper").values() for c in r.configs]
+    assert rv == [("abanet", "paper"), ("abanet", "official"), ("abanet_official", "paper"),
+                  ("abanet_official", "official")]
+    for table in ("table5", "table6", "table8", "table9"):  # ablations: scale.ablation_folds only
+        assert all(len(r.configs) == 1 and r.configs[0].fold == 0 for r in rows(table).values())
+
+
+def test_synthetic_rows_train_and_test_where_stated():
+    syn = list(rows("synthetic").values())
+    assert [(c.train_datasets, c.eval_dataset, c.split) for c in (r.configs[0] for r in syn)] == [
+        (("mfsd-sample",), "mfsd-sample", "groupkfold"),
+        (("maskedfacenet-seg500",), "maskedfacenet-seg500", "given"),
+        (("mfsd-sample", "maskedfacenet-seg500"), "mfsd-sample", "groupkfold"),
+    ]
+    # given split: the seed varies; the fold names the MFSD fold the run is cross-tested on
+    assert [(c.seed, c.fold) for c in syn[1].configs] == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_all_experiments_dedup_and_counts(all_buildable):
+    cfgs = E.all_experiments("reduced")
+    ids = [c.run_id for c in cfgs]
+    assert len(ids) == len(set(ids))
+    # table2: 21 rows x 3 folds; table4: 4 new rows x 5 trials + 4 new ABANet trials;
+    # table5 3, table6 2, table7 2, table8 3, table9 3, fig7 4, released 3, synthetic 3 + 3.
+    assert len(cfgs) == 63 + 24 + 3 + 2 + 2 + 3 + 3 + 4 + 3 + 6
+    assert cfgs[0].model == "smp:Unet:efficientnet-b7"
+    assert sum(c == E.canonical_abanet(get_scale("reduced")) for c in cfgs) == 1
+
+
+def test_smoke_runs_a_documented_subset(all_buildable):
+    smoke = get_scale("smoke")
+    for table in E.TABLES:
+        labels = [r.label for r in E.table_rows(table, smoke, check_models=False)]
+        assert labels and set(labels) == set(E.SMOKE_ROWS[table]), table
+    assert E.experiments("table5", smoke) == [E.canonical_abanet(smoke)]
+    assert len(E.experiments("table5", smoke, rows="all")) == 4
+    cfgs = E.all_experiments(smoke)
+    assert all(c.image_size == 64 and c.epochs == 1 for c in cfgs)
+    # table2: 2; table4: 2 trials x (Din, GrabCut); 12: official; 13: MaskedFace-Net
+    assert len(cfgs) == 2 + 4 + 1 + 1
+    heavy = [c for c in cfgs if c.model in ("abanet", "abanet_official")]
+    assert len(heavy) == 3
+    with pytest.raises(ValueError, match="unknown row"):
+        E.experiments("table5", smoke, rows=["nope"])
+
+
+def test_not_built_rows_are_dropped_from_the_run_list(monkeypatch):
+    monkeypatch.setattr(E, "model_status", lambda name, kwargs=(): "missing" if name == "einet" else None)
+    labels = {r.label: r.not_built for r in E.table_rows("table2", "reduced")}
+    assert labels["EINet / ResNet50"] == "missing" and labels["DAD / ResNet50"] is None
+    assert not any(c.model == "einet" for c in E.experiments("table2", "reduced"))
+    with pytest.raises(ValueError, match="unknown table"):
+        E.experiments("table10", "reduced")
+
+
+def test_model_status_names_the_problem():
+    assert "not in abanet_lib.models.list_models" in E.model_status("no_such_model")
+
+
+def test_abanet_config_drops_defaults_and_device_is_not_hashed(all_buildable):
+    base = get_scale("reduced").base_config()
+    assert E.abanet_config(base, attention_stages=[4, 5, 6], refine=True) == E.abanet_config(base)
+    assert E.abanet_config(base, refine=False).model_kwargs == (("refine", False),)
+    cpu = E.experiments("table9", "smoke", device="cpu")
+    assert all(c.device == "cpu" for c in cpu)
+    assert [c.run_id for c in cpu] == [c.run_id for c in E.experiments("table9", "smoke")]
+
+
+def test_notebook_scale_overrides_folds(monkeypatch, tmp_path):
+    monkeypatch.delenv("ABANET_DATA", raising=False)
+    s = E.notebook_scale("reduced", folds=[1, 2], data_root=str(tmp_path))
+    assert s.folds == (1, 2) and s.ablation_folds == (1, 2) and s.image_size == 128
+    import os
+
+    assert os.environ["ABANET_DATA"] == str(tmp_path)
+    with pytest.raises(ValueError, match="out of range"):
+        E.notebook_scale("reduced", folds=[7])
+
+
+def test_budget_counts_flops(all_buildable):
+    small = E.budget("table5", "reduced", gflops=10.0)
+    assert list(small["image_size"]) == [128] * 4
+    row = small.iloc[0]
+    # 176 mfsd-sample images outside the test fold; 15% of them validate
+    assert row["n_train"] == int(176 * 0.85)
+    f = 15.9 * 4  # GFLOP per 128x128 image
+    expected = (3 * f * 25 * 176 * 0.85 + f * 25 * 176 * 0.15 + f * 44) / 10.0
+    assert row["seconds"] == pytest.approx(expected, rel=1e-3)
+    assert small.attrs["total_s"] == pytest.approx(small["seconds"].sum())
+    smoke = E.budget("table4", "smoke", flop_table={"unet_din": 2.0})
+    assert smoke.query("model == 'grabcut'")["seconds"].eq(0).all()
+    assert (smoke["n_train"] == 16).all()
+
+
+def test_runconfig_roundtrip_of_experiment_configs():
+    for row in E.table_rows("table6", "reduced", check_models=False):
+        cfg = row.configs[0]
+        assert RunConfig.from_dict(cfg.to_dict()) == cfg

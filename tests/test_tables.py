@@ -1,0 +1,267 @@
+"""Paper numbers, tables beside the paper, the results README and the figure helpers."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+matplotlib.use("Agg")
+
+from abanet_lib import experiments as E  # noqa: E402
+from abanet_lib import paper_numbers as P  # noqa: E402
+from abanet_lib import tables as T  # noqa: E402
+from abanet_lib.figures import (alpha_sweep_plot, ablation_bars, error_overlay, hardest_crops,  # noqa: E402
+                                qualitative_grid)
+
+PROV = {"git_commit": "abc1234567890", "git_dirty": False,
+        "device": {"device": "cpu", "cpu_model": "Test CPU", "torch_threads": 2, "cuda_name": None}}
+
+
+def fake_run(cfg, iou, **extra):
+    """A finished run as the registry returns it (metrics.json nests the summary under "test")."""
+    test = {"iou": iou, "f1": iou + 0.05, "precision": 0.9, "recall": 0.95, "accuracy": 0.97,
+            "mae": 0.05, "maxf": 0.93, "s_measure": 0.9}
+    test.update(extra)
+    per_image = pd.DataFrame({"name": ["a", "b", "c"], "iou": [iou, iou - 0.2, iou - 0.2]})
+    return SimpleNamespace(config=cfg, metrics={"test": test, "provenance": PROV}, per_image=per_image)
+
+
+@pytest.fixture()
+def three_folds():
+    return E.notebook_scale("reduced", folds=(0, 1, 2))
+
+
+# ---------------------------------------------------------------------------------------
+# Paper numbers
+# ---------------------------------------------------------------------------------------
+def test_paper_numbers_spot_checks():
+    assert P.TABLE2.loc["ABANet (ours)", "iou"] == 93.814
+    assert P.TABLE2.loc["ABANet (ours)", "precision"] == 97.164
+    assert P.TABLE2.loc["EINet / ResNet50", "recall"] == 97.845
+    assert P.TABLE2.loc["PAN / ResNet50", "f1"] == 92.967
+    assert len(P.TABLE2) == 21 and len(P.TABLE3) == 5
+    assert P.TABLE3.loc["ABANet (ours)", ["mae", "fbeta", "s_measure"]].tolist() == [0.014, 0.971, 0.968]
+    assert P.TABLE4.loc["Zhang et al. (GrabCut)", ["iou", "iou_std", "fps"]].tolist() == [81.2, 1.4, 273]
+    assert P.TABLE4.loc["ABANet (ours)", ["mae", "mae_std", "fbeta"]].tolist() == [0.014, 0.02, 96.8]
+    assert P.TABLE5.loc["baseline+AG", "precision"] == 97.28
+    assert P.TABLE6["iou"].tolist() == [92.75, 93.814, 93.588]
+    assert P.TABLE7["paper_size"].tolist() == [128, 256, 512] and P.TABLE7["iou"].max() == 93.814
+    assert P.TABLE8.loc["SGD", "iou"] == 93.182 and P.TABLE8.loc["RMSprop", "accuracy"] == 97.75
+    assert P.TABLE9.loc["IoU", "accuracy"] == 94.27
+    assert P.RELEASED_SMP_SCORES.loc["Unet / Efficient-b7", "f1"] == 94.321
+    assert P.FIGURE7 is None and P.paper_table("fig7") is None and "no numbers" in P.FIGURE7_NOTE
+    # the full ABANet row repeats Table 2 in Tables 5, 6, 8, 9
+    for table, label in (("table5", "ABANet (ours)"), ("table6", "AG at stages 4,5,6 (ABANet)"),
+                         ("table8", "Adam (ABANet)"), ("table9", "Focal + SSIM + IoU (ABANet)")):
+        assert P.paper_table(table).loc[label, "iou"] == P.ABANET_PAPER["iou"]
+    with pytest.raises(ValueError, match="unknown table"):
+        P.paper_table("table12")
+
+
+def test_paper_row_labels_match_the_experiment_rows():
+    for table in ("table2", "table3", "table4", "table5", "table6", "table7", "table8", "table9"):
+        labels = [r.label for r in E.table_rows(table, "paper", check_models=False)]
+        assert labels == list(P.paper_table(table).index), table
+
+
+# ---------------------------------------------------------------------------------------
+# build_table
+# ---------------------------------------------------------------------------------------
+def test_build_table_mean_std_paper_and_status(tmp_path, three_folds):
+    rows = {r.label: r for r in E.table_rows("table5", three_folds, check_models=False)}
+    runs = [fake_run(c, v) for c, v in zip(rows["baseline"].configs, (0.80, 0.82, 0.84))]
+    runs += [fake_run(c, v) for c, v in zip(rows["ABANet (ours)"].configs, (0.93, 0.94, 0.95))]
+    runs += [fake_run(rows["baseline+refinement"].configs[0], 0.90)]  # 1 of 3 folds
+    runs += [fake_run(E.canonical_abanet(three_folds).replace(seed=9), 0.1)]  # another table's run
+    frame = T.build_table("table5", runs, three_folds, folder=tmp_path, check_models=False)
+
+    assert list(frame.index) == list(P.TABLE5.index)
+    base = frame.loc["baseline"]
+    assert base["iou"] == pytest.approx(82.0) and base["iou_std"] == pytest.approx(2.0)
+    assert base["n"] == 3 and base["status"] == "ok"
+    assert base["f1"] == pytest.approx(87.0)
+    assert base["paper_iou"] == 91.047 and base["diff_iou"] == pytest.approx(82.0 - 91.047)
+    assert not base["within_spread"]
+    full = frame.loc["ABANet (ours)"]
+    assert full["iou"] == pytest.approx(94.0) and full["paper_iou"] == 93.814
+    assert full["within_spread"]  # |94 - 93.814| <= 1
+    assert full["tied_with_best"] and not base["tied_with_best"]
+    assert frame.loc["baseline+refinement", "status"] == "partial (1/3 runs)"
+    assert math.isnan(frame.loc["baseline+refinement", "iou_std"])
+    assert frame.loc["baseline+AG", "status"] == "not run" and frame.loc["baseline+AG", "n"] == 0
+    assert math.isnan(frame.loc["baseline+AG", "iou"])
+
+    md = (tmp_path / "table5_reduced.md").read_text()
+    assert md.startswith("# Table 5")
+    assert "82.00 ± 2.00" in md and "| 91.047 |" in md and "not run" in md
+    for words in ("reduced: mfsd-sample", "7 runs in this table", "128x128", "Epochs: 25",
+                  "Test CPU (2 threads)", "abc1234567", "paper Table 5", "no (from scratch)"):
+        assert words in md, words
+    back = T.read_table("table5_reduced", tmp_path)
+    assert back.loc["baseline", "iou"] == pytest.approx(82.0)
+    assert back.attrs["table"] == "table5" and back.attrs["scale"] == "reduced"
+
+
+def test_not_built_rows_and_released_scores(tmp_path, monkeypatch):
+    monkeypatch.setattr(E, "model_status", lambda name, kwargs=(): "no module einet" if name == "einet" else None)
+    smoke = E.notebook_scale("smoke")
+    rows = {r.label: r for r in E.table_rows("table2", smoke, rows="all")}
+    runs = [fake_run(rows["Unet / Efficient-b7"].configs[0], 0.5)]
+    frame = T.build_table("table2", runs, smoke, rows="all", folder=tmp_path)
+    assert frame.loc["EINet / ResNet50", "status"] == "not built: no module einet"
+    assert frame.loc["BASNet", "status"] == "not run"
+    assert frame.loc["Unet / Efficient-b7", "released_iou"] == 89.516
+    assert math.isnan(frame.loc["BASNet", "released_iou"])
+    assert math.isnan(frame.loc["Unet / Efficient-b7", "iou_std"])  # one run: no spread
+    assert pd.isna(frame.loc["Unet / Efficient-b7", "within_spread"])
+    md = (tmp_path / "table2_smoke.md").read_text()
+    assert "not built: no module einet" in md and "numbers mean nothing" in md
+
+
+def test_table3_and_table4_units_and_extra_metrics(tmp_path):
+    smoke = E.notebook_scale("smoke")
+    t4 = {r.label: r for r in E.table_rows("table4", smoke, rows="all", check_models=False)}
+    runs = [fake_run(c, 0.9) for c in t4["ABANet (ours)"].configs]
+    extra = {c.run_id: {"fps": 12.5} for c in t4["ABANet (ours)"].configs}
+    frame = T.build_table("table4", runs, smoke, rows="all", extra_metrics=extra, folder=tmp_path,
+                          check_models=False)
+    row = frame.loc["ABANet (ours)"]
+    assert row["iou"] == pytest.approx(90.0) and row["fbeta"] == pytest.approx(93.0)  # percent
+    assert row["mae"] == pytest.approx(0.05) and row["fps"] == 12.5  # fraction, raw
+    assert row["paper_iou_std"] == 0.6 and row["paper_fps"] == 75
+    assert "93.4 ± 0.6" in (tmp_path / "table4_smoke.md").read_text()
+    t3 = T.build_table("table3", [fake_run(E.canonical_abanet(smoke), 0.9)], smoke, folder=tmp_path,
+                       check_models=False)
+    assert t3.loc["ABANet (ours)", "fbeta"] == pytest.approx(0.93)  # fraction, as the paper's Table 3
+    assert t3.loc["ABANet (ours)", "paper_fbeta"] == 0.971
+
+
+def test_fig7_and_synthetic_compare_only_where_the_paper_has_numbers(tmp_path):
+    smoke = E.notebook_scale("smoke")
+    cfgs = [r.configs[0] for r in E.table_rows("fig7", smoke, rows="all", check_models=False)]
+    frame = T.build_table("fig7", [fake_run(c, 0.8) for c in cfgs], smoke, rows="all", folder=tmp_path,
+                          check_models=False)
+    assert frame.loc["alpha=0.3 (ABANet)", "paper_iou"] == 93.814
+    assert math.isnan(frame.loc["alpha=0.9", "paper_iou"])
+    syn = [r.configs[0] for r in E.table_rows("synthetic", smoke, check_models=False)]
+    extra = {syn[0].run_id: {"iou@mfsd": 80.0, "iou@maskedfacenet": 40.0},
+             syn[1].run_id: {"iou@mfsd": 30.0, "iou@maskedfacenet": 95.0}}
+    frame = T.build_table("synthetic", [fake_run(c, 0.5) for c in syn], smoke, extra_metrics=extra,
+                          folder=tmp_path, check_models=False)
+    first = frame.loc["train mfsd-sample (ABANet)"]
+    assert first["iou@mfsd"] == 80.0 and first["paper_iou@mfsd"] == 93.814
+    assert math.isnan(first["paper_iou@maskedfacenet"])
+    assert frame.loc["train maskedfacenet-seg500", "iou@maskedfacenet"] == 95.0
+
+
+def test_results_readme_sentences_and_markers(tmp_path, three_folds):
+    rows = {r.label: r for r in E.table_rows("table9", three_folds, check_models=False)}
+    values = {"Focal": (0.70, 0.72, 0.74), "IoU": (0.80, 0.81, 0.82), "Focal + IoU": (0.79, 0.80, 0.81),
+              "Focal + SSIM + IoU (ABANet)": (0.81, 0.82, 0.83)}
+    runs = [fake_run(c, v) for label, vs in values.items() for c, v in zip(rows[label].configs, vs)]
+    tables = tmp_path / "results" / "tables"
+    T.build_table("table9", runs, three_folds, folder=tables, check_models=False)
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- results:start -->\nold\n<!-- results:end -->\ntail\n")
+    out = T.write_results_readme(folder=tables, readme=readme)
+    text = out.read_text()
+    assert out == tmp_path / "results" / "README.md"
+    assert "Results (reduced scale)" in text and "4 of 4 rows have results" in text
+    assert "same best row as the paper (Focal + SSIM + IoU (ABANet))" in text
+    # paper order Focal < IoU < Focal+IoU < full; ours swaps IoU and Focal+IoU: 5 of 6 pairs
+    assert "agrees with the paper's for 5 of 6 row pairs" in text
+    assert "2 rows (IoU, Focal + SSIM + IoU (ABANet)) lie within the run-to-run spread" in text
+    assert "150 training images" in text  # the caveats
+    new = readme.read_text()
+    assert "old" not in new and new.endswith("<!-- results:end -->\ntail\n") and "Table 9" in new
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("no markers\n")
+    T.write_results_readme(folder=tables, readme=plain)
+    assert plain.read_text() == "no markers\n"
+
+
+# ---------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------
+def test_hardest_crops_rule():
+    cfg = E.canonical_abanet(E.notebook_scale("smoke"))
+    r1 = SimpleNamespace(config=cfg, per_image=pd.DataFrame({"name": ["a", "b", "c", "d"], "iou": [0.9, 0.5, 0.5, 0.1]}))
+    r2 = SimpleNamespace(config=cfg.replace(seed=1),
+                         per_image=pd.DataFrame({"name": ["b", "c", "d"], "iou": [0.7, 0.7, 0.9]}))
+    # means: b 0.6, c 0.6, d 0.5 ("a" is not shared); tie b/c broken by name
+    assert hardest_crops([r1, r2], k=2) == ["d", "b"]
+    assert hardest_crops([r1], k=1) == ["d"]
+    with pytest.raises(ValueError, match="no per-image"):
+        hardest_crops([SimpleNamespace(config=cfg, per_image=pd.DataFrame({"x": [1]}))])
+
+
+def test_error_overlay_and_grid():
+    gt = np.array([[1, 1, 0], [0, 0, 0]], bool)
+    pred = np.array([[1, 0, 1], [0, 0, 0]], bool)
+    rgb = error_overlay(pred, gt)
+    assert rgb.shape == (2, 3, 3)
+    assert rgb[0, 0].tolist() == [1, 1, 1]  # true positive white
+    assert rgb[0, 1, 2] > 0.9 and rgb[0, 1, 0] < 0.2  # false negative blue
+    assert rgb[0, 2, 0] >= 0.9 and rgb[0, 2, 2] < 0.2  # false positive red
+    assert rgb[1].sum() == 0
+    samples = [SimpleNamespace(image=np.zeros((8, 8, 3), np.uint8), mask=np.eye(8, dtype=bool), name=f"s{i}")
+               for i in range(3)]
+    fig = qualitative_grid(samples, {"A": [np.eye(8)] * 3, "B": [np.zeros((8, 8))] * 3}, title="t")
+    assert len(fig.axes) == 4 * 3
+    with pytest.raises(ValueError, match="2 maps for 3 samples"):
+        qualitative_grid(samples, {"A": [np.eye(8)] * 2})
+
+
+def test_alpha_and_ablation_plots():
+    frame = pd.DataFrame({"iou": [80.0, 82.0, math.nan], "iou_std": [1.0, math.nan, math.nan],
+                          "paper_iou": [math.nan, 93.814, math.nan]},
+                         index=["alpha=0.9", "alpha=0.3 (ABANet)", "alpha=0.5"])
+    fig = alpha_sweep_plot(frame)
+    line = fig.axes[0].lines[0]
+    assert list(line.get_xdata()) == [0.3, 0.9] and list(line.get_ydata()) == [82.0, 80.0]
+    fig = ablation_bars(frame, title="x")
+    assert len(fig.axes[0].patches) == 3
+
+
+def test_cross_domain_metrics_evaluates_the_other_set_once(tmp_results, monkeypatch):
+    import abanet_lib.evaluate as ev
+    import abanet_lib.figures as figs
+
+    calls = []
+
+    def fake_evaluate(model, refs, image_size, device="auto", precision="auto"):
+        calls.append((model, image_size))
+        return pd.DataFrame(), {"iou": 0.25, "f1": 0.4, "n_images": 50}
+
+    monkeypatch.setattr(ev, "evaluate", fake_evaluate)
+    monkeypatch.setattr(figs, "load_trained_model", lambda run: f"model-{run.config.seed}")
+    monkeypatch.setattr(T, "_cross_test_refs", lambda cfg, name, scale: ["ref"])
+    smoke = E.notebook_scale("smoke")
+    cfg = E.canonical_abanet(smoke)
+    run = fake_run(cfg, 0.8)
+    out = T.cross_domain_metrics([run], smoke)
+    assert out[cfg.run_id] == {"iou@mfsd": pytest.approx(80.0), "f1@mfsd": pytest.approx(85.0),
+                               "iou@maskedfacenet": 25.0, "f1@maskedfacenet": 40.0}
+    assert calls == [("model-0", 64)]
+    T.cross_domain_metrics([run], smoke)  # cached in cache_dir()/cross_eval
+    assert len(calls) == 1
+
+
+def test_fps_is_measured_once_per_architecture(monkeypatch):
+    import abanet_lib.evaluate as ev
+    import abanet_lib.train as tr
+
+    built = []
+    monkeypatch.setattr(tr, "build_model", lambda cfg: built.append(cfg.model) or cfg.model)
+    monkeypatch.setattr(ev, "measure_fps", lambda model, size, **kw: {"fps": {"1": 100.0 if model == "grabcut" else 5.0}})
+    smoke = E.notebook_scale("smoke")
+    rows = E.table_rows("table4", smoke, rows="all", check_models=False)
+    runs = [fake_run(c, 0.5) for r in rows for c in r.configs]
+    fps = T.measure_fps_for_runs(runs)
+    assert len(fps) == len(runs) == 10
+    assert sorted(built) == ["abanet", "grabcut", "maskrcnn", "unet_din", "unet_geng"]
+    assert fps[rows[1].configs[1].run_id] == {"fps": 100.0}
