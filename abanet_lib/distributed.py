@@ -1,0 +1,371 @@
+"""Multi-process training with DistributedDataParallel (torchrun), same RunConfig and registry.
+
+    torchrun --nproc_per_node 2 -m abanet_lib.distributed --scale smoke [--model NAME] [--set key=value ...]
+
+Design: the engine's :func:`abanet_lib.train.train` has no sampler/model-wrapper hooks, so
+this module runs its own epoch loop but reuses the engine's pieces (``build_model``,
+``build_criterion``, ``build_training_data``, ``build_optimizer``, ``build_scheduler``,
+``validate``, precision/devices) and writes the engine's checkpoint format:
+
+* **Same batches as one process.** Every rank draws the global batch order from a
+  ``DataLoader(shuffle=True)`` over indices with the engine's generator (seed ``cfg.seed``),
+  exactly the order of a 1-process :func:`train`, and takes its contiguous share of each
+  global batch of ``cfg.batch_size`` images (so ``batch_size`` stays the *global* batch).
+  Each rank's loss is scaled by ``world_size * n_rank / n_global`` so DDP's gradient average
+  equals the gradient of the 1-process batch mean, also for an uneven last batch. The loss
+  must therefore be a mean over images (the project's losses are).
+* **BatchNorm.** On CUDA, BatchNorm layers become SyncBatchNorm (global-batch statistics,
+  ``sync_bn=True``). PyTorch's SyncBatchNorm does not run on CPU, so CPU/gloo runs keep
+  per-process BN statistics: they match a 1-process run exactly only for BN-free models.
+* **Outputs.** Rank 0 writes ``history.csv`` and the engine-format checkpoints
+  ``cache_dir()/checkpoints/<run_id>/{last,best}.pt`` (a DDP run resumes from them, and a
+  1-process ``train`` resumes from them too). :func:`run_or_load_distributed` then lets the
+  registry "resume" after the last epoch on rank 0, which evaluates the test split and writes
+  ``results/runs/<run_id>/metrics.json`` as for any run (plus a ``distributed`` entry).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from abanet_lib.config import RunConfig
+from abanet_lib.train import (CHECKPOINT_FORMAT, NonFiniteLossError, TrainingData, TrainResult,
+                              build_criterion, build_model, build_optimizer, build_scheduler,
+                              build_training_data, checkpoint_dir, seed_everything, validate)
+
+
+class _IndexDataset(Dataset):
+    """0..n-1; a DataLoader over it yields the engine's shuffled batch order as index tensors."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+class _LossModule(nn.Module):
+    """Wraps ``model.training_loss`` as a forward, so DDP sees every model's own protocol."""
+
+    def __init__(self, model: nn.Module, criterion: Callable):
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return self.model.training_loss(images, masks, self.criterion)
+
+
+def rank_share(n_global: int, rank: int, world_size: int) -> slice:
+    """Contiguous share of a global batch of ``n_global`` items for ``rank`` (sizes differ by <= 1)."""
+    base, extra = divmod(n_global, world_size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (1 if rank < extra else 0))
+
+
+def init_process_group(backend: str | None = None) -> tuple[int, int, torch.device]:
+    """Join the process group described by torchrun's environment (RANK, WORLD_SIZE, ...).
+
+    Returns:
+        ``(rank, world_size, device)``; without torchrun variables: ``(0, 1, cpu/cuda)`` and no group.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and backend != "gloo"
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend or ("nccl" if use_cuda else "gloo"))
+    return rank, world_size, device
+
+
+def _stack(dataset: Dataset, indices: list[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    items = [dataset[i] for i in indices]
+    images = torch.stack([im for im, _ in items]).to(device, non_blocking=True)
+    masks = torch.stack([m for _, m in items]).to(device, non_blocking=True)
+    return images, masks
+
+
+def _rng_state(loader_gen: torch.Generator) -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate(), "loader": loader_gen.get_state()}
+
+
+def train_distributed(
+    cfg: RunConfig,
+    run_dir: Path | str,
+    *,
+    model: nn.Module | None = None,
+    criterion: Callable | None = None,
+    data: TrainingData | None = None,
+    backend: str | None = None,
+    sync_bn: bool = True,
+    find_unused_parameters: bool | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``cfg`` on every process of the group (launch with torchrun, or call per rank).
+
+    Args:
+        cfg: the run; ``cfg.batch_size`` is the global batch (split over processes).
+        run_dir: receives ``history.csv`` (rank 0).
+        model, criterion, data: injected pieces, as for :func:`abanet_lib.train.train`.
+        backend: ``"gloo"`` (CPU) or ``"nccl"`` (CUDA); default by device.
+        sync_bn: convert BatchNorm to SyncBatchNorm on CUDA (ignored on CPU, see module doc).
+        find_unused_parameters: for models with parameters outside the loss graph (default:
+            True for ``abanet_official``, whose released graph leaves ~3 M parameters unused).
+        resume: continue from ``last.pt`` when present for this run id.
+        progress: one line per epoch on rank 0.
+
+    Returns:
+        :class:`~abanet_lib.train.TrainResult` on every rank (the unwrapped model with the best
+        epoch's weights, eval mode); ``extra`` has ``world_size`` and ``backend``.
+    """
+    from abanet_lib.devices import configure_backends, resolve_precision, to_memory_format
+
+    start = time.perf_counter()
+    if cfg.device == "cpu" and backend is None:
+        backend = "gloo"  # a CPU run on a CUDA machine
+    rank, world_size, device = init_process_group(backend)
+    precision = resolve_precision(cfg.precision, device)
+    configure_backends(device, False)
+    seed_everything(cfg.seed)
+    if model is None:
+        model = build_model(cfg)
+    model = to_memory_format(model.to(device), cfg.channels_last)
+    if criterion is None:
+        criterion = build_criterion(cfg)
+    if data is None:
+        data = build_training_data(cfg)
+    if sync_bn and device.type == "cuda" and world_size > 1:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if find_unused_parameters is None:
+        find_unused_parameters = cfg.model == "abanet_official"
+
+    loss_module = _LossModule(model, criterion)
+    if world_size > 1:
+        ddp = nn.parallel.DistributedDataParallel(
+            loss_module, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=find_unused_parameters)
+    else:
+        ddp = loss_module
+    loader_gen = torch.Generator().manual_seed(cfg.seed)
+    order = DataLoader(_IndexDataset(len(data.train)), batch_size=cfg.batch_size, shuffle=True,
+                       generator=loader_gen)
+    val_loader = (DataLoader(data.val, batch_size=max(cfg.batch_size, 16), shuffle=False)
+                  if data.val is not None and len(data.val) > 0 else None)
+    optimizer = build_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    scheduler = build_scheduler(cfg, optimizer)
+    scaler = precision.grad_scaler()
+
+    ckpt_dir = checkpoint_dir(cfg)
+    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    history: list[dict] = []
+    best_score, best_epoch, stale, start_epoch, stopped_early = -math.inf, 0, 0, 0, False
+    if resume and last_path.is_file():
+        state = torch.load(last_path, map_location=device, weights_only=False)
+        if state.get("config") != cfg.canonical_json():
+            raise RuntimeError(f"checkpoint {last_path} belongs to another configuration")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state.get("scheduler") is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        loader_gen.set_state(state["rng"]["loader"])
+        history = list(state["history"])
+        best_score, best_epoch, stale = state["best_score"], state["best_epoch"], state["stale"]
+        start_epoch, stopped_early = state["epoch"], state.get("stopped_early", False)
+    resumed_from = start_epoch
+
+    throughput = []
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        if stopped_early:
+            break
+        if hasattr(data.train, "set_epoch"):
+            data.train.set_epoch(epoch)
+        ddp.train()
+        t0 = time.perf_counter()
+        totals = torch.zeros(2, dtype=torch.float64)  # (sum of loss * images, images) of this rank
+        for batch_idx, indices in enumerate(order, start=1):
+            n_global = len(indices)
+            share = indices[rank_share(n_global, rank, world_size)].tolist()
+            weight = world_size * len(share) / n_global
+            if not share:  # fewer images than ranks: join the all-reduce with a zero-weight item
+                share, weight = indices[:1].tolist(), 0.0
+            images, masks = _stack(data.train, share, device)
+            images = to_memory_format(images, cfg.channels_last)
+            optimizer.zero_grad(set_to_none=True)
+            with precision.autocast():
+                loss = ddp(images, masks)
+            loss = loss.float()
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"run {cfg.run_id} rank {rank}: loss is {float(loss)} at epoch "
+                                         f"{epoch}, batch {batch_idx}; training stopped")
+            scaler.scale(loss * weight).backward()
+            if cfg.grad_clip is not None:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            totals += torch.tensor([float(loss.detach()) * len(share) * (weight > 0), len(share) * (weight > 0)],
+                                   dtype=torch.float64)
+        if world_size > 1:
+            dist.all_reduce(totals)
+        train_seconds = time.perf_counter() - t0
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step()
+        # Every rank validates the full split: identical weights give identical scores, so
+        # early stopping and best-epoch decisions agree without communication.
+        val_iou, val_loss = (validate(model, val_loader, criterion, device, precision, cfg.channels_last)
+                             if val_loader is not None else (float("nan"), float("nan")))
+        n_images = float(totals[1])
+        row = {"epoch": epoch, "train_loss": float(totals[0]) / max(1.0, n_images), "val_loss": val_loss,
+               "val_iou": val_iou, "lr": lr, "seconds": time.perf_counter() - t0,
+               "img_per_s": n_images / max(train_seconds, 1e-9)}
+        history.append(row)
+        throughput.append(row["img_per_s"])
+        score = val_iou if not math.isnan(val_iou) else float(epoch)
+        improved = score > best_score
+        if improved:
+            best_score, best_epoch, stale = score, epoch, 0
+        else:
+            stale += 1
+        stopped_early = cfg.early_stopping is not None and stale >= cfg.early_stopping
+        if rank == 0:
+            from abanet_lib.train import _atomic_csv, _atomic_save
+
+            if improved:
+                _atomic_save({"format": CHECKPOINT_FORMAT, "run_id": cfg.run_id, "epoch": epoch,
+                              "val_iou": val_iou, "model": model.state_dict()}, best_path)
+            _atomic_save({
+                "format": CHECKPOINT_FORMAT, "run_id": cfg.run_id, "config": cfg.canonical_json(),
+                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "rng": _rng_state(loader_gen), "best_score": best_score, "best_epoch": best_epoch,
+                "stale": stale, "stopped_early": stopped_early, "history": history,
+                "distributed": {"world_size": world_size, "backend": dist.get_backend() if world_size > 1 else None},
+            }, last_path)
+            _atomic_csv(pd.DataFrame(history), Path(run_dir) / "history.csv")
+            if progress:
+                print(f"[{cfg.run_id}] epoch {epoch}/{cfg.epochs} loss {row['train_loss']:.4f} val_iou "
+                      f"{val_iou:.4f} ({row['seconds']:.1f}s, {row['img_per_s']:.1f} img/s, "
+                      f"{world_size} processes)", flush=True)
+        if world_size > 1:
+            dist.barrier()  # rank 0's checkpoint is on disk before anyone reads it
+    if best_path.is_file():
+        model.load_state_dict(torch.load(best_path, map_location=device, weights_only=False)["model"])
+    model.eval()
+    best_val = (best_score if best_epoch and history and not math.isnan(history[best_epoch - 1]["val_iou"])
+                else float("nan"))
+    return TrainResult(
+        model=model, history=pd.DataFrame(history), best_epoch=best_epoch, best_val_iou=float(best_val),
+        epochs_run=len(history), stopped_early=stopped_early, trained=True, resumed_from=resumed_from,
+        seconds=time.perf_counter() - start,
+        img_per_s=float(np.mean(throughput)) if throughput else float("nan"),
+        device=str(device), precision=precision.name,
+        best_checkpoint=best_path if best_path.is_file() else None,
+        last_checkpoint=last_path if last_path.is_file() else None,
+        extra={"world_size": world_size, "backend": dist.get_backend() if world_size > 1 else None},
+    )
+
+
+def run_or_load_distributed(cfg: RunConfig, force: bool = False, progress: bool = True, **kwargs):
+    """DDP-train ``cfg`` if its run is missing, then let rank 0 finish it through the registry.
+
+    Rank 0 calls :func:`abanet_lib.registry.run_or_load`, which resumes from the final
+    checkpoint (no epochs left), evaluates the test split and writes the run folder; the
+    ``distributed`` entry (world size, backend) is then added to ``metrics.json``.
+
+    Returns:
+        The :class:`~abanet_lib.registry.Run` on rank 0, ``None`` on other ranks.
+    """
+    from abanet_lib import registry
+
+    rank, world_size, _ = init_process_group(kwargs.get("backend"))
+    if force or not registry.is_complete(cfg):
+        folder = registry.run_dir(cfg)
+        if rank == 0:
+            if force:
+                import shutil
+
+                shutil.rmtree(checkpoint_dir(cfg), ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / registry.METRICS_FILE).unlink(missing_ok=True)
+        if world_size > 1:
+            dist.barrier()
+        result = train_distributed(cfg, folder, progress=progress, **kwargs)
+        if rank == 0:
+            run = registry.run_or_load(cfg, progress=progress)
+            metrics_path = folder / registry.METRICS_FILE
+            metrics = json.loads(metrics_path.read_text())
+            metrics["distributed"] = {**result.extra, "train_seconds": result.seconds,
+                                      "train_img_per_s": result.img_per_s}
+            tmp = metrics_path.with_name(metrics_path.name + ".tmp")
+            tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str))
+            os.replace(tmp, metrics_path)
+    if world_size > 1:
+        dist.barrier()
+    return registry.load_run(cfg.run_id) if rank == 0 else None
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``torchrun --nproc_per_node N -m abanet_lib.distributed --scale smoke [--model M] [--set k=v]``."""
+    from abanet_lib.config import get_scale
+
+    parser = argparse.ArgumentParser(prog="torchrun ... -m abanet_lib.distributed",
+                                     description="train one RunConfig with DistributedDataParallel")
+    parser.add_argument("--scale", default=None, help="smoke, reduced or paper (default: ABANET_SCALE)")
+    parser.add_argument("--model", default=None, help="factory name (default: the scale's abanet)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a RunConfig field (JSON values), e.g. --set epochs=2")
+    parser.add_argument("--backend", default=None, choices=["gloo", "nccl"])
+    parser.add_argument("--force", action="store_true", help="retrain even if the run exists")
+    args = parser.parse_args(argv)
+    cfg = get_scale(args.scale).base_config()
+    if args.model:
+        cfg = cfg.with_model(args.model)
+    changes = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+        changes[key] = _parse_value(value)
+    if changes:
+        cfg = cfg.replace(**changes)
+    run = run_or_load_distributed(cfg, force=args.force, backend=args.backend)
+    if run is not None:
+        print(f"run {cfg.run_id}: test iou {run.test.get('iou')}; folder {run.path}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

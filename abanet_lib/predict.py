@@ -1,0 +1,539 @@
+"""Segment the mask region on whole photos: detect faces, crop, segment, paste back.
+
+Pipeline for one photo (see notebook 14 for it step by step)::
+
+    load (EXIF-rotate, RGB, downscale huge images) -> detect faces (or --boxes CSV)
+    -> square crop around each face with a margin -> resize to the model's image_size,
+    ImageNet-normalise -> model -> sigmoid -> resize back to the crop -> paste into a
+    full-resolution probability map (max over overlapping faces) -> threshold
+
+Command line (wired by ``abanet_lib.cli`` as the ``predict`` subcommand)::
+
+    python -m abanet_lib predict photos/ img.jpg "more/*.png" --run RUN --out DIR
+
+``--run`` takes a run id of ``results/runs`` (weights from the registry), a folder written
+by :func:`abanet_lib.export.save_pretrained`, or ``untrained:<model name>`` (random weights,
+for trying the plumbing; the outputs say so). Per photo it writes ``<stem>_mask.png``
+(0/255, full resolution), ``<stem>_overlay.png`` and one line of ``predictions.jsonl``
+(status, faces, boxes, mask area per face, timings). A file that fails (not an image,
+decompression bomb, truncated) gets a message and a ``failed`` line; the batch goes on and
+a summary (ok / no-face / failed) ends the run.
+
+``--no-face`` decides what happens when no face is found: ``whole`` (default: segment the
+whole image as one crop, which is right for photos that already are face crops, where
+detectors often fail because the face fills the frame) or ``skip`` (write an empty mask).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from abanet_lib import faces as facelib
+from abanet_lib.export import IMAGENET_MEAN, IMAGENET_STD
+from abanet_lib.models.base import main_output
+
+#: Photos above this many pixels are downscaled before processing (with a message).
+DEFAULT_MAX_PIXELS = 40_000_000
+#: Photos above this many pixels are refused as possible decompression bombs.
+BOMB_PIXELS = 250_000_000
+DEFAULT_MARGIN = 0.25
+NO_FACE_CHOICES = ("whole", "skip")
+
+
+class PhotoError(ValueError):
+    """A photo that cannot be processed; the message names the file and the reason."""
+
+
+# ---------------------------------------------------------------------------------------
+# Loading photos
+# ---------------------------------------------------------------------------------------
+def load_photo(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
+               bomb_pixels: int = BOMB_PIXELS) -> tuple[np.ndarray, list[str]]:
+    """Read a photo as upright RGB uint8, downscaling huge ones.
+
+    Args:
+        path: image file (anything Pillow reads: JPEG, PNG, TIFF, WebP, ...).
+        max_pixels: above this many pixels the photo is downscaled to fit (aspect kept).
+        bomb_pixels: above this the file is refused (decompression-bomb guard; the size is
+            read from the header, before decoding).
+
+    Returns:
+        ``(image (H, W, 3) uint8 RGB, notes)``; notes say what was converted/rotated/downscaled.
+
+    Raises:
+        PhotoError: not an image, truncated, or too large.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    notes: list[str] = []
+    previous_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = bomb_pixels  # Pillow warns above this and refuses above twice it
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > bomb_pixels:
+                    raise PhotoError(f"{path}: {width}x{height} = {width * height:,} pixels is above the "
+                                     f"decompression-bomb limit of {bomb_pixels:,}; refused")
+                if width * height > max_pixels:
+                    scale = (max_pixels / (width * height)) ** 0.5
+                    target = (max(1, int(width * scale)), max(1, int(height * scale)))
+                    img.draft("RGB", target)  # JPEG: decode at a reduced size directly
+                    notes.append(f"downscaled from {width}x{height} (above --max-pixels {max_pixels:,})")
+                orientation = img.getexif().get(0x0112, 1)  # EXIF Orientation tag
+                if orientation not in (1, None):
+                    img = ImageOps.exif_transpose(img)
+                    notes.append(f"rotated upright by its EXIF orientation ({orientation})")
+                if img.mode != "RGB":
+                    notes.append(f"converted from mode {img.mode} to RGB")
+                    img = _to_rgb(img)
+                if notes and notes[0].startswith("downscaled"):
+                    w, h = img.size
+                    scale = min(1.0, (max_pixels / (w * h)) ** 0.5)
+                    if scale < 1.0:
+                        img = img.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.LANCZOS)
+                    notes[0] += f" to {img.size[0]}x{img.size[1]}"
+                image = np.asarray(img, dtype=np.uint8).copy()
+    except PhotoError:
+        raise
+    except UnidentifiedImageError:
+        raise PhotoError(f"{path}: not an image (Pillow cannot identify the format); "
+                         "expected a JPEG, PNG, TIFF, WebP or other photo") from None
+    except Image.DecompressionBombError as err:
+        raise PhotoError(f"{path}: refused as a possible decompression bomb ({err})") from None
+    except FileNotFoundError:
+        raise PhotoError(f"{path}: file not found") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise PhotoError(f"{path}: cannot decode the image ({type(err).__name__}: {err}); "
+                         "the file may be truncated or corrupt") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 8:
+        raise PhotoError(f"{path}: decoded to shape {image.shape}; expected (H, W, 3) with H, W >= 8")
+    return image, notes
+
+
+def _to_rgb(img):
+    """Convert any Pillow mode to RGB (16-bit grey is rescaled, alpha composited on white)."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        span = arr.max() - arr.min()
+        arr = (arr - arr.min()) / span * 255 if span > 0 else np.zeros_like(arr)
+        return Image.fromarray(arr.astype(np.uint8)).convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+# ---------------------------------------------------------------------------------------
+# The model side
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Segmenter:
+    """A model plus what it needs to segment face crops.
+
+    Attributes:
+        model: eval-mode model, normalised (N, 3, S, S) -> logits (N, 1, S, S).
+        image_size: S.
+        device: where it runs.
+        label: where the weights come from (run id, folder, or ``untrained:<name>``).
+        trained: False for random weights (outputs are then meaningless, and labelled so).
+    """
+
+    model: nn.Module
+    image_size: int
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    label: str = ""
+    trained: bool = True
+
+    def preprocess(self, crops: list[np.ndarray]) -> torch.Tensor:
+        """Crops (h, w, 3) uint8 RGB -> normalised batch (N, 3, S, S) float32."""
+        import cv2
+
+        size = self.image_size
+        batch = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA
+                                     if min(c.shape[:2]) > size else cv2.INTER_LINEAR) for c in crops])
+        x = torch.from_numpy(batch).float().div_(255.0).permute(0, 3, 1, 2)
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return ((x - mean) / std).contiguous()
+
+    @torch.no_grad()
+    def predict_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Probability maps of the mask, each at its crop's own size.
+
+        Args:
+            crops: list of (h_i, w_i, 3) uint8 RGB crops.
+
+        Returns:
+            list of (h_i, w_i) float32 probabilities in [0, 1].
+        """
+        import cv2
+
+        if not crops:
+            return []
+        x = self.preprocess(crops).to(self.device)
+        self.model.eval()
+        probs = torch.sigmoid(main_output(self.model(x)).float())[:, 0].cpu().numpy()
+        return [cv2.resize(p, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_LINEAR)
+                for p, c in zip(probs, crops)]
+
+
+def load_segmenter(run: str, device: str | torch.device = "auto") -> Segmenter:
+    """Build a :class:`Segmenter` from a run id, a saved folder, or ``untrained:<model>``.
+
+    Args:
+        run: ``results/runs`` run id (or its folder path), a :func:`save_pretrained` folder,
+            or ``untrained:<model name>[@<image size>]`` (e.g. ``untrained:smp:Unet:resnet34@128``).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``.
+
+    Raises:
+        ValueError: nothing matches ``run``.
+    """
+    from abanet_lib.devices import resolve_device
+    from abanet_lib.export import build_model, from_pretrained, is_pretrained_folder
+
+    device = resolve_device(device)
+    if run.startswith("untrained:"):
+        spec = run.split(":", 1)[1]
+        name, _, size = spec.partition("@")
+        torch.manual_seed(0)
+        model = build_model(name, {})
+        return Segmenter(model.to(device).eval(), int(size or 128), device, run, trained=False)
+    path = Path(run)
+    if is_pretrained_folder(path):
+        model, cfg = from_pretrained(path, device)
+        return Segmenter(model, cfg.image_size, device, str(path), trained=True)
+    run_id = path.name if path.is_dir() else run
+    try:
+        from abanet_lib import registry
+    except ImportError as err:
+        raise ValueError(f"--run {run!r}: not a save_pretrained folder and the run registry is "
+                         f"unavailable ({err})") from err
+    try:
+        record = registry.load_run(run_id)
+        model = registry.load_model(run_id)
+    except Exception as err:  # registry raises its own error types
+        raise ValueError(f"--run {run!r}: not a save_pretrained folder (config.json + model.safetensors) "
+                         f"nor a loadable run of results/runs ({type(err).__name__}: {err})") from err
+    return Segmenter(model.to(device).eval(), record.config.image_size, device, run_id, trained=True)
+
+
+def find_trained_run(prefer_dataset: str | None = "maskedfacenet-seg500") -> str | None:
+    """Run id of the best finished, trained run whose checkpoint is in the cache, or None.
+
+    Runs trained on ``prefer_dataset`` come first, then the highest test IoU.
+    """
+    try:
+        from abanet_lib import registry
+
+        runs = registry.find_runs()
+    except Exception:  # registry missing or unreadable: callers fall back to an untrained model
+        return None
+    candidates = []
+    for run in runs:
+        ckpt = run.metrics.get("checkpoint")
+        if not run.metrics.get("trained") or not ckpt or not Path(ckpt).is_file():
+            continue
+        preferred = prefer_dataset in run.config.train_datasets if prefer_dataset else False
+        candidates.append((preferred, run.test.get("iou") or 0.0, run.run_id))
+    return max(candidates)[2] if candidates else None
+
+
+# ---------------------------------------------------------------------------------------
+# One photo
+# ---------------------------------------------------------------------------------------
+def paste_mask(canvas: np.ndarray, crop_prob: np.ndarray, box: facelib.FaceBox) -> np.ndarray:
+    """Paste a crop's probability map into the full-resolution map (max where faces overlap).
+
+    Args:
+        canvas: (H, W) float32 full-photo map, modified in place and returned.
+        crop_prob: (box.height, box.width) probabilities.
+        box: where the crop was taken from (pixel coordinates, x2/y2 exclusive).
+    """
+    if crop_prob.shape != (box.height, box.width):
+        raise ValueError(f"paste_mask: crop map shape {crop_prob.shape} does not match box "
+                         f"{box.width}x{box.height} (expected (height, width))")
+    region = canvas[box.y1:box.y2, box.x1:box.x2]
+    np.maximum(region, crop_prob, out=region)
+    return canvas
+
+
+@dataclass
+class PhotoPrediction:
+    """Result of :func:`predict_photo`.
+
+    Attributes:
+        prob: (H, W) float32 mask probability at the photo's (processed) resolution.
+        faces: one dict per crop: face box, crop box, detector score, mask area.
+        status: ``"ok"`` or ``"no-face"`` (no face found; see ``no_face``).
+        timings: seconds for ``detect`` and ``segment``.
+    """
+
+    prob: np.ndarray
+    faces: list[dict]
+    status: str
+    timings: dict
+
+    def mask(self, threshold: float = 0.5) -> np.ndarray:
+        return self.prob > threshold
+
+
+def predict_photo(image: np.ndarray, segmenter: Segmenter, detector=None,
+                  boxes: list[facelib.FaceBox] | None = None, margin: float = DEFAULT_MARGIN,
+                  no_face: str = "whole", threshold: float = 0.5) -> PhotoPrediction:
+    """Detect, crop, segment and paste back one photo.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        segmenter: the model.
+        detector: a :mod:`abanet_lib.faces` detector (ignored when ``boxes`` is given).
+        boxes: known face boxes (e.g. MFSD dataset.csv), full-image pixels.
+        margin: crop margin around each face (fraction of its side).
+        no_face: ``"whole"`` (segment the whole image) or ``"skip"`` (empty mask).
+        threshold: probability threshold used for the reported mask areas.
+    """
+    if no_face not in NO_FACE_CHOICES:
+        raise ValueError(f"no_face={no_face!r}; expected one of {NO_FACE_CHOICES}")
+    shape = image.shape[:2]
+    start = time.perf_counter()
+    if boxes is None:
+        if detector is None:
+            raise ValueError("predict_photo: give a detector or boxes")
+        boxes = detector.detect(image)
+    detect_s = time.perf_counter() - start
+    status = "ok"
+    if not boxes:
+        status = "no-face"
+        boxes = [facelib.whole_image_box(shape)] if no_face == "whole" else []
+    crops = []
+    for box in boxes:
+        crop_box = box if box.source == "whole" else facelib.expand_box(box, margin, shape)
+        crops.append(crop_box)
+    start = time.perf_counter()
+    probs = segmenter.predict_crops([image[c.y1:c.y2, c.x1:c.x2] for c in crops])
+    canvas = np.zeros(shape, dtype=np.float32)
+    records = []
+    for box, crop_box, prob in zip(boxes, crops, probs):
+        paste_mask(canvas, prob, crop_box)
+        area = int((prob > threshold).sum())
+        records.append({"face_box": [box.x1, box.y1, box.x2, box.y2], "score": round(box.score, 4),
+                        "source": box.source, "crop_box": [crop_box.x1, crop_box.y1, crop_box.x2, crop_box.y2],
+                        "mask_area_px": area, "mask_fraction_of_crop": round(area / max(1, crop_box.area), 4)})
+    segment_s = time.perf_counter() - start
+    return PhotoPrediction(canvas, records, status, {"detect_s": detect_s, "segment_s": segment_s})
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, faces: list[dict] | None = None,
+            color: tuple[int, int, int] = (255, 40, 40), alpha: float = 0.5) -> np.ndarray:
+    """Photo with the mask tinted and the face (green) / crop (yellow) boxes drawn.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        mask: (H, W) bool.
+        faces: records of :class:`PhotoPrediction` (boxes to draw).
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    import cv2
+
+    out = image.astype(np.float32)
+    out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(color, dtype=np.float32)
+    out = out.clip(0, 255).astype(np.uint8)
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    for face in faces or []:
+        if face["source"] != "whole":
+            cv2.rectangle(out, tuple(face["face_box"][:2]), (face["face_box"][2] - 1, face["face_box"][3] - 1),
+                          (40, 220, 40), thickness)
+        cv2.rectangle(out, tuple(face["crop_box"][:2]), (face["crop_box"][2] - 1, face["crop_box"][3] - 1),
+                      (240, 220, 40), thickness)
+    return out
+
+
+def thumbnail(image: np.ndarray, max_side: int = 256) -> np.ndarray:
+    """Downscaled copy for figures (keeps files small); (H, W[, 3]) -> longer side <= max_side."""
+    import cv2
+
+    scale = max_side / max(image.shape[:2])
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+# ---------------------------------------------------------------------------------------
+# Many photos
+# ---------------------------------------------------------------------------------------
+def collect_inputs(items: list[str], recursive: bool = False) -> list[Path]:
+    """Expand files, folders (every non-hidden file in it) and glob patterns, sorted, unique.
+
+    Raises:
+        PhotoError: an item matches nothing.
+    """
+    found: list[Path] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found += sorted(p for p in path.glob(pattern) if p.is_file() and not p.name.startswith("."))
+        else:
+            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+            if not matches:
+                raise PhotoError(f"{item}: no such file, folder or matching glob pattern")
+            found += matches
+    unique, seen = [], set()
+    for p in found:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+def _output_stem(path: Path, used: set[str]) -> str:
+    stem, k = path.stem, 1
+    while stem in used:
+        k += 1
+        stem = f"{path.stem}_{k}"
+    used.add(stem)
+    return stem
+
+
+def predict_paths(paths: list[Path], segmenter: Segmenter, out_dir: str | os.PathLike,
+                  detector=None, boxes_by_name: dict | None = None, margin: float = DEFAULT_MARGIN,
+                  no_face: str = "whole", threshold: float = 0.5,
+                  max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True) -> dict:
+    """Run the pipeline on every photo; write masks, overlays and predictions.jsonl.
+
+    Returns:
+        Summary dict: ``ok``, ``no_face``, ``failed``, ``total``, ``seconds``, ``photos_per_s``,
+        ``out_dir``, ``failures`` (list of messages).
+    """
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {"ok": 0, "no-face": 0, "failed": 0}
+    failures: list[str] = []
+    used: set[str] = set()
+    start_all = time.perf_counter()
+    say = tqdm.write if progress else (lambda msg: print(msg, file=sys.stderr))
+    if not segmenter.trained:
+        say(f"NOTE: {segmenter.label} has random weights: masks are meaningless (plumbing check only)")
+    with (out_dir / "predictions.jsonl").open("w") as jsonl:
+        for path in tqdm(paths, desc="predict", unit="photo", disable=not progress):
+            record = {"file": str(path), "model": segmenter.label, "trained": segmenter.trained}
+            t0 = time.perf_counter()
+            try:
+                image, notes = load_photo(path, max_pixels=max_pixels)
+                load_s = time.perf_counter() - t0
+                known = (boxes_by_name or {}).get(path.name)
+                result = predict_photo(image, segmenter, detector, boxes=known, margin=margin,
+                                       no_face=no_face, threshold=threshold)
+                t1 = time.perf_counter()
+                stem = _output_stem(path, used)
+                mask = result.mask(threshold)
+                Image.fromarray((mask * 255).astype(np.uint8)).save(out_dir / f"{stem}_mask.png")
+                Image.fromarray(overlay(image, mask, result.faces)).save(out_dir / f"{stem}_overlay.png")
+                record.update(status=result.status, size=[int(image.shape[1]), int(image.shape[0])],
+                              notes=notes, boxes_from="csv" if known else (detector.name if detector else None),
+                              n_faces=sum(f["source"] != "whole" for f in result.faces), faces=result.faces,
+                              mask_area_px=int(mask.sum()), mask=f"{stem}_mask.png", overlay=f"{stem}_overlay.png",
+                              timings={"load_s": round(load_s, 4),
+                                       **{k: round(v, 4) for k, v in result.timings.items()},
+                                       "write_s": round(time.perf_counter() - t1, 4)})
+                counts[result.status] += 1
+                for note in notes:
+                    say(f"{path}: {note}")
+                if result.status == "no-face":
+                    say(f"{path}: no face found; " + ("segmented the whole image" if no_face == "whole"
+                                                      else "skipped (empty mask)"))
+            except PhotoError as err:
+                counts["failed"] += 1
+                failures.append(str(err))
+                record.update(status="failed", error=str(err))
+                say(f"FAILED {err}")
+            jsonl.write(json.dumps(record) + "\n")
+    seconds = time.perf_counter() - start_all
+    summary = {"total": len(paths), "ok": counts["ok"], "no_face": counts["no-face"],
+               "failed": counts["failed"], "seconds": round(seconds, 3),
+               "photos_per_s": round(len(paths) / seconds, 3) if seconds > 0 else None,
+               "out_dir": str(out_dir), "failures": failures}
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    return (f"{summary['total']} file(s): {summary['ok']} ok, {summary['no_face']} no-face, "
+            f"{summary['failed']} failed in {summary['seconds']:.1f} s "
+            f"({summary['photos_per_s'] or 0:.2f} photos/s); outputs in {summary['out_dir']}")
+
+
+# ---------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``predict`` options to ``parser`` (used by ``abanet_lib.cli``)."""
+    parser.add_argument("paths", nargs="+", help="photo files, folders or glob patterns")
+    parser.add_argument("--run", required=True,
+                        help="run id of results/runs, a save_pretrained folder, or untrained:<model>[@size]")
+    parser.add_argument("--out", required=True, help="output folder (masks, overlays, predictions.jsonl)")
+    parser.add_argument("--detector", default="auto",
+                        help=f"face detector: auto (best installed, see faces.py) or one of "
+                             f"{facelib.available_detectors()}")
+    parser.add_argument("--boxes", default=None,
+                        help="CSV of known face boxes (MFSD dataset.csv: filename,x1,y1,x2,y2,...); "
+                             "used instead of detection for the photos it lists")
+    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                        help="crop margin around a face, fraction of its side (default %(default)s)")
+    parser.add_argument("--no-face", choices=NO_FACE_CHOICES, default="whole",
+                        help="no face found: segment the whole image (default) or skip it")
+    parser.add_argument("--threshold", type=float, default=0.5, help="mask probability threshold")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="downscale photos above this many pixels (default %(default)s)")
+    parser.add_argument("--recursive", action="store_true", help="descend into sub-folders")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    return parser
+
+
+def main(args: argparse.Namespace | list[str] | None = None) -> int:
+    """Run the ``predict`` command; returns 0 when at least one photo succeeded (or none given)."""
+    if not isinstance(args, argparse.Namespace):
+        args = add_arguments(argparse.ArgumentParser(prog="abanet predict",
+                                                     description="segment the face-mask region on photos")).parse_args(args)
+    try:
+        paths = collect_inputs(args.paths, recursive=args.recursive)
+        segmenter = load_segmenter(args.run, args.device)
+        boxes = facelib.load_boxes_csv(args.boxes) if args.boxes else None
+        detector = facelib.create_detector(args.detector)
+    except (PhotoError, ValueError, ImportError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    summary = predict_paths(paths, segmenter, args.out, detector=detector, boxes_by_name=boxes,
+                            margin=args.margin, no_face=args.no_face, threshold=args.threshold,
+                            max_pixels=args.max_pixels)
+    print(format_summary(summary))
+    return 0 if summary["failed"] < summary["total"] or summary["total"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
