@@ -14,18 +14,25 @@ env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade-strategy only-if-needed -e '.[test]'
+	# MTCNN face detector with bundled weights; its metadata pins an old torch, hence --no-deps.
+	$(PY) -m pip install --no-deps facenet-pytorch==2.6.0
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (abanet)"
 	touch $@
 
 reproduce: env
 	$(PY) -m abanet_lib reproduce --scale $(SCALE)
 
+# Tests write their runs, tables and figures under $(TEST_OUT), never into results/.
+TEST_OUT ?= .cache/test-run
+TEST_ENV := ABANET_SCALE=smoke ABANET_RESULTS=$(abspath $(TEST_OUT))/results ABANET_CACHE=$(abspath $(TEST_OUT))/cache
+
 test: env
-	ABANET_SCALE=smoke $(PY) -m pytest -q -p no:cacheprovider tests \
+	rm -rf $(TEST_OUT)
+	$(TEST_ENV) $(PY) -m pytest -q -p no:cacheprovider --durations=15 tests \
 	  --nbval-lax --nbval-kernel-name $(KERNEL) --nbval-cell-timeout 600 notebooks
 
 test-fast: env
-	ABANET_SCALE=smoke $(PY) -m pytest -q -x tests
+	$(TEST_ENV) $(PY) -m pytest -q -x tests
 
 results-readme: env
 	$(PY) -m abanet_lib results-readme

@@ -46,6 +46,7 @@ class RunConfig:
         n_folds, fold: which fold is the test fold (``groupkfold``); the split seed is ``seed``.
         val_fraction: fraction of the training groups held out for validation/model selection.
         max_train_images: cap on training images (``None`` = all); used by small scales.
+        max_eval_images: cap on validation and test images each (``None`` = all); smoke only.
         augment: flips, scale/crop and colour jitter during training.
         pretrained: load ImageNet encoder weights (needs the local cache or internet).
         seed: seeds weights, data order and split.
@@ -79,6 +80,7 @@ class RunConfig:
     fold: int = 0
     val_fraction: float = 0.15
     max_train_images: int | None = None
+    max_eval_images: int | None = None
     augment: bool = True
     pretrained: bool = False
     seed: int = 0
@@ -173,6 +175,7 @@ class Scale:
         epochs: training epochs.
         batch_size: training batch.
         max_train_images: cap on training images (``None`` = all).
+        max_eval_images: cap on validation and test images each (``None`` = all).
         folds: test folds run for the main rows (mean +- std over them).
         ablation_folds: test folds run for ablation rows (cheaper).
         trials: seeds/splits for Table 4 (the paper used five).
@@ -187,6 +190,7 @@ class Scale:
     epochs: int
     batch_size: int
     max_train_images: int | None
+    max_eval_images: int | None
     folds: tuple
     ablation_folds: tuple
     trials: int
@@ -203,6 +207,7 @@ class Scale:
             epochs=self.epochs,
             batch_size=self.batch_size,
             max_train_images=self.max_train_images,
+            max_eval_images=self.max_eval_images,
             eval_dataset=self.eval_dataset,
             train_datasets=(self.eval_dataset,),
             split=self.split,
@@ -215,20 +220,20 @@ class Scale:
 
 SCALES: dict[str, Scale] = {
     "smoke": Scale(
-        name="smoke", image_size=64, epochs=1, batch_size=4, max_train_images=16,
+        name="smoke", image_size=64, epochs=1, batch_size=4, max_train_images=16, max_eval_images=8,
         folds=(0,), ablation_folds=(0,), trials=2, eval_dataset="mfsd-sample",
         split="groupkfold", n_folds=5, pretrained=False,
         description="smoke: 64x64, 1 epoch, 16 training images; checks the plumbing, numbers mean nothing",
     ),
     "reduced": Scale(
-        name="reduced", image_size=128, epochs=25, batch_size=8, max_train_images=None,
+        name="reduced", image_size=64, epochs=15, batch_size=8, max_train_images=None, max_eval_images=None,
         folds=(0, 1, 2), ablation_folds=(0,), trials=5, eval_dataset="mfsd-sample",
         split="groupkfold", n_folds=5, pretrained=False,
         description=("reduced: mfsd-sample (220 real MFSD crops), identity-disjoint 5-fold split, "
-                     "128x128, 25 epochs, from scratch (no ImageNet weights offline)"),
+                     "64x64, 15 epochs, batch 8, from scratch (no ImageNet weights offline)"),
     ),
     "paper": Scale(
-        name="paper", image_size=256, epochs=100, batch_size=8, max_train_images=None,
+        name="paper", image_size=256, epochs=100, batch_size=8, max_train_images=None, max_eval_images=None,
         folds=(0,), ablation_folds=(0,), trials=5, eval_dataset="mfsd",
         split="paper", n_folds=5, pretrained=True,
         description="paper: full MFSD 8500/2500/1758, 256x256, batch 8, Adam 1e-4, ImageNet encoders (GPU)",

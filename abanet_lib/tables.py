@@ -471,10 +471,11 @@ def measure_fps_for_runs(runs: Iterable[Any], device: str = "auto", batch_size: 
 def _cross_test_refs(cfg, dataset: str, scale: Scale) -> list:
     """Test references of ``dataset`` matching run ``cfg``'s fold (no training image of the run)."""
     from abanet_lib.data import list_samples
-    from abanet_lib.train import build_split
+    from abanet_lib.train import build_split, seeded_subset
 
     if dataset == MASKEDFACENET:
-        return [r for r in list_samples(MASKEDFACENET) if getattr(r, "subset", "") == "testing"]
+        testing = [r for r in list_samples(MASKEDFACENET) if getattr(r, "subset", "") == "testing"]
+        return seeded_subset(testing, cfg.max_eval_images, cfg.seed)
     # seed 0: the split of the main rows, so every row is tested on the same MFSD fold
     mfsd_cfg = cfg.replace(eval_dataset=scale.eval_dataset, train_datasets=(scale.eval_dataset,),
                            split=scale.split, max_train_images=None, seed=0)

@@ -157,7 +157,8 @@ def build_split(cfg: RunConfig) -> RunSplit:
     ``cfg.split``, fold ``cfg.fold``, seed ``cfg.seed``). Training uses that data set's
     training part when it is listed in ``cfg.train_datasets``, plus every sample of the other
     listed data sets outside their own "testing" subset. ``cfg.max_train_images`` keeps a
-    seeded random subset of the training references.
+    seeded random subset of the training references; ``cfg.max_eval_images`` caps the
+    validation and test parts the same way (smoke scale).
     """
     from abanet_lib.data import list_samples, split_samples
 
@@ -171,10 +172,17 @@ def build_split(cfg: RunConfig) -> RunSplit:
     if not train:
         raise ValueError(f"run {cfg.run_id}: no training images (train_datasets={cfg.train_datasets}, "
                          f"eval_dataset={cfg.eval_dataset!r})")
-    if cfg.max_train_images is not None and len(train) > cfg.max_train_images:
-        keep = np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.max_train_images]
-        train = [train[i] for i in sorted(keep)]
-    return RunSplit(train=train, val=list(split.val), test=list(split.test))
+    return RunSplit(train=seeded_subset(train, cfg.max_train_images, cfg.seed),
+                    val=seeded_subset(list(split.val), cfg.max_eval_images, cfg.seed),
+                    test=seeded_subset(list(split.test), cfg.max_eval_images, cfg.seed))
+
+
+def seeded_subset(refs: list, cap: int | None, seed: int) -> list:
+    """A seeded random subset of at most ``cap`` references, in their original order."""
+    if cap is None or len(refs) <= cap:
+        return refs
+    keep = np.random.default_rng(seed).permutation(len(refs))[:cap]
+    return [refs[i] for i in sorted(keep)]
 
 
 def build_training_data(cfg: RunConfig, split: RunSplit | None = None) -> TrainingData:

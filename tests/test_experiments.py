@@ -32,7 +32,8 @@ def test_table2_has_every_paper_row_with_the_papers_encoders():
     for row in t2.values():  # main rows: one run per fold, seed 0
         assert [c.fold for c in row.configs] == list(scale.folds)
         assert {c.seed for c in row.configs} == {0}
-        assert all(c.image_size == 128 and c.epochs == 25 and not c.pretrained for c in row.configs)
+        assert all(c.image_size == scale.image_size and c.epochs == scale.epochs and not c.pretrained
+                   for c in row.configs)
 
 
 def test_table3_rows_are_table2_runs():
@@ -78,7 +79,7 @@ def test_ablation_rows_change_exactly_one_thing():
     t6 = rows("table6")
     assert t6["AG at stages 5,6"].configs[0].model_kwargs_dict == {"attention_stages": [5, 6]}
     assert t6["AG at stages 3,4,5,6"].configs[0].model_kwargs_dict == {"attention_stages": [3, 4, 5, 6]}
-    assert [r.configs[0].image_size for r in rows("table7").values()] == [64, 128, 256]
+    assert [r.configs[0].image_size for r in rows("table7").values()] == [32, 64, 128]
     assert [r.configs[0].image_size for r in rows("table7", "paper").values()] == [128, 256, 512]
     t8 = rows("table8")
     sgd = t8["SGD"].configs[0]
@@ -158,7 +159,7 @@ def test_abanet_config_drops_defaults_and_device_is_not_hashed(all_buildable):
 def test_notebook_scale_overrides_folds(monkeypatch, tmp_path):
     monkeypatch.delenv("ABANET_DATA", raising=False)
     s = E.notebook_scale("reduced", folds=[1, 2], data_root=str(tmp_path))
-    assert s.folds == (1, 2) and s.ablation_folds == (1, 2) and s.image_size == 128
+    assert s.folds == (1, 2) and s.ablation_folds == (1, 2) and s.image_size == get_scale("reduced").image_size
     import os
 
     assert os.environ["ABANET_DATA"] == str(tmp_path)
@@ -167,13 +168,15 @@ def test_notebook_scale_overrides_folds(monkeypatch, tmp_path):
 
 
 def test_budget_counts_flops(all_buildable):
+    reduced = get_scale("reduced")
     small = E.budget("table5", "reduced", gflops=10.0)
-    assert list(small["image_size"]) == [128] * 4
+    assert list(small["image_size"]) == [reduced.image_size] * 4
     row = small.iloc[0]
     # 176 mfsd-sample images outside the test fold; 15% of them validate
     assert row["n_train"] == int(176 * 0.85)
-    f = 15.9 * 4  # GFLOP per 128x128 image
-    expected = (3 * f * 25 * 176 * 0.85 + f * 25 * 176 * 0.15 + f * 44) / 10.0
+    f = 15.9 * (reduced.image_size / 64) ** 2  # GFLOP per image (15.9 at 64x64)
+    e = reduced.epochs
+    expected = (3 * f * e * 176 * 0.85 + f * e * 176 * 0.15 + f * 44) / 10.0
     assert row["seconds"] == pytest.approx(expected, rel=1e-3)
     assert small.attrs["total_s"] == pytest.approx(small["seconds"].sum())
     smoke = E.budget("table4", "smoke", flop_table={"unet_din": 2.0})

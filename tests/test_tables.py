@@ -98,7 +98,8 @@ def test_build_table_mean_std_paper_and_status(tmp_path, three_folds):
     md = (tmp_path / "table5_reduced.md").read_text()
     assert md.startswith("# Table 5")
     assert "82.00 ± 2.00" in md and "| 91.047 |" in md and "not run" in md
-    for words in ("reduced: mfsd-sample", "7 runs in this table", "128x128", "Epochs: 25",
+    size, epochs = three_folds.image_size, three_folds.epochs
+    for words in ("reduced: mfsd-sample", "7 runs in this table", f"{size}x{size}", f"Epochs: {epochs}",
                   "Test CPU (2 threads)", "abc1234567", "paper Table 5", "no (from scratch)"):
         assert words in md, words
     back = T.read_table("table5_reduced", tmp_path)
