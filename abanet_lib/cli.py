@@ -186,6 +186,8 @@ def build_parser(predict_options: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=None, help="folder of the executed copies (default executed/<scale>/)")
     p.add_argument("--kernel", default="abanet", help="Jupyter kernel name (default abanet)")
     p.add_argument("--cell-timeout", type=int, default=None, help="per-cell time limit in seconds")
+    p.add_argument("--no-train", dest="train_missing", action="store_false",
+                   help="train nothing: tables and figures from finished runs only, missing rows 'not run'")
 
     sub.add_parser("results-readme", help="regenerate the README's results section from results/",
                    description="Call abanet_lib.tables.write_results_readme().")
@@ -251,7 +253,8 @@ def _cmd_reproduce(args) -> int:
     only = [x for item in (args.only or []) for x in item.split(",") if x.strip()] or None
     try:
         done = reproduce(args.scale, only=only, start_from=args.start_from, notebooks_dir=args.notebooks_dir,
-                         out_dir=args.out_dir, kernel_name=args.kernel, cell_timeout=args.cell_timeout)
+                         out_dir=args.out_dir, kernel_name=args.kernel, cell_timeout=args.cell_timeout,
+                         train_missing=args.train_missing)
     except NotebookFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

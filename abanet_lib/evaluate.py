@@ -64,6 +64,7 @@ def evaluate(
     precision: str = "auto",
     batch_size: int = 8,
     save_predictions_dir: Path | str | None = None,
+    prediction_format: str = "probability",
     *,
     channels_last: bool = True,
     progress: bool = False,
@@ -77,6 +78,8 @@ def evaluate(
         image_size: model input size S (the training resolution).
         device, precision: see :mod:`abanet_lib.devices`.
         batch_size: images per forward pass.
+        prediction_format: ``"probability"`` (8-bit grey PNG) or ``"binary"`` (1-bit PNG of
+            the map thresholded at 0.5; small enough to keep next to a run).
         save_predictions_dir: write each probability map as an 8-bit PNG ``<name>.png``
             (native size, 0..255) there.
         channels_last: input memory format.
@@ -116,7 +119,8 @@ def evaluate(
             sources += [getattr(samples[i], "source", "") for i in idx]
             if out_dir is not None:
                 for i, prob in zip(idx, native):
-                    save_probability_png(prob, out_dir / f"{Path(samples[i].name).stem}.png")
+                    save_probability_png(prob, out_dir / f"{Path(samples[i].name).stem}.png",
+                                         binary=prediction_format == "binary")
     per_image = acc.per_image().reset_index(drop=True)
     if len(per_image) != len(names):
         raise RuntimeError(f"evaluate: accumulator returned {len(per_image)} rows for {len(names)} images")
@@ -139,11 +143,14 @@ def _runs_of_equal_size(shapes: list[tuple[int, int]]) -> list[list[int]]:
     return runs
 
 
-def save_probability_png(prob: torch.Tensor | np.ndarray, path: Path) -> Path:
-    """Write a probability map (H, W) in [0, 1] as an 8-bit grey PNG."""
+def save_probability_png(prob: torch.Tensor | np.ndarray, path: Path, binary: bool = False) -> Path:
+    """Write a probability map (H, W) in [0, 1] as an 8-bit grey PNG (1-bit at 0.5 if ``binary``)."""
     from PIL import Image
 
-    arr = prob.detach().cpu().numpy() if isinstance(prob, torch.Tensor) else np.asarray(prob)
+    arr = prob.detach().float().cpu().numpy() if isinstance(prob, torch.Tensor) else np.asarray(prob)
+    if binary:
+        Image.fromarray(arr >= 0.5).convert("1").save(path, optimize=True)
+        return path
     arr = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
     Image.fromarray(arr, mode="L").save(path)
     return path

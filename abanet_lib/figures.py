@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -222,9 +223,28 @@ def qualitative_figure(runs_by_label: Mapping[str, Any], k: int = 6, device: str
     samples = load_test_samples(runs[0], names)
     predictions = {}
     for label, run in runs_by_label.items():
-        predictions[label] = predict_maps(load_trained_model(run), samples, run.config.image_size,
-                                          device=device, precision=run.config.precision)
+        saved = saved_predictions(run, names)
+        predictions[label] = saved if saved is not None else predict_maps(
+            load_trained_model(run), samples, run.config.image_size, device=device,
+            precision=run.config.precision)
     return qualitative_grid(samples, predictions, title=title), names
+
+
+def saved_predictions(run: Any, names: Sequence[str]) -> list[np.ndarray] | None:
+    """The run's stored test predictions (binary maps at native size) for ``names``, if all exist.
+
+    Runs trained on another machine keep ``<run>/predictions/<stem>.png`` (see
+    :data:`abanet_lib.registry.SAVE_PREDICTIONS_ENV`) because their weights stay behind.
+    """
+    from PIL import Image
+
+    from abanet_lib.registry import PREDICTIONS_DIR
+
+    folder = Path(run.path) / PREDICTIONS_DIR
+    files = [folder / f"{Path(name).stem}.png" for name in names]
+    if not all(f.is_file() for f in files):
+        return None
+    return [np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255.0 for f in files]
 
 
 def _short(name: str, width: int = 18) -> str:

@@ -35,6 +35,9 @@ from abanet_lib.train import (TrainingData, build_model, build_split, build_trai
                               checkpoint_dir, seed_everything, train)
 
 METRICS_FILE = "metrics.json"
+PREDICTIONS_DIR = "predictions"
+#: Set to 1 to keep each run's test predictions (1-bit PNGs) in its folder.
+SAVE_PREDICTIONS_ENV = "ABANET_SAVE_PREDICTIONS"
 
 
 @dataclass
@@ -200,10 +203,15 @@ def run_or_load(
     result = train(cfg, folder, model=model, criterion=criterion, data=data, progress=progress,
                    max_batches=max_batches, resume=not force, callbacks=callbacks)
     t_eval = time.perf_counter()
+    # Runs trained where their checkpoints cannot follow (a borrowed GPU) keep their test
+    # predictions as 1-bit PNGs, so qualitative figures need no weights.
+    keep_predictions = os.environ.get(SAVE_PREDICTIONS_ENV, "") not in ("", "0")
     per_image, summary = evaluate(result.model, test_refs, cfg.image_size, device=result.device,
                                   precision=result.precision, batch_size=max(cfg.batch_size, 8),
                                   channels_last=cfg.channels_last, progress=False,
-                                  accumulator_factory=accumulator_factory)
+                                  accumulator_factory=accumulator_factory,
+                                  save_predictions_dir=folder / PREDICTIONS_DIR if keep_predictions else None,
+                                  prediction_format="binary")
     eval_seconds = time.perf_counter() - t_eval
     if result.trained:
         _atomic_csv(result.history, folder / "history.csv")
@@ -241,12 +249,14 @@ def run_or_load(
 
 
 def run_many(cfgs: Iterable[RunConfig], force: bool = False, progress: bool = True,
-             raise_on_failure: bool = True, **kwargs: Any) -> list[Run]:
+             raise_on_failure: bool = True, train_missing: bool = True, **kwargs: Any) -> list[Run]:
     """Run (or load) several configurations, one progress line each.
 
     Only missing runs train. A failing run is logged to
     ``cache_dir()/failures/<run_id>.log`` (traceback) and the loop goes on; at the end
     :class:`RunFailedError` lists every failure (unless ``raise_on_failure`` is False).
+    With ``train_missing=False`` nothing trains: complete runs load, missing ones are
+    reported as "not run" and left out (tables then mark their rows "not run").
 
     Returns:
         The runs that completed, in input order.
@@ -259,6 +269,10 @@ def run_many(cfgs: Iterable[RunConfig], force: bool = False, progress: bool = Tr
             runs.append(load_run(cfg.run_id))
             if progress:
                 print(f"{tag}: cached", flush=True)
+            continue
+        if not train_missing:
+            if progress:
+                print(f"{tag}: not run (train_missing=False)", flush=True)
             continue
         if progress:
             print(f"{tag}: training ...", flush=True)
@@ -282,6 +296,12 @@ def run_many(cfgs: Iterable[RunConfig], force: bool = False, progress: bool = Tr
     if failures and raise_on_failure:
         raise RunFailedError(f"{len(failures)} of {len(cfgs)} runs failed:\n  " + "\n  ".join(failures))
     return runs
+
+
+def run_labelled(cfgs: dict[str, RunConfig], **kwargs: Any) -> dict[str, Run]:
+    """:func:`run_many` over ``{label: config}``; returns ``{label: run}`` of the completed runs."""
+    by_id = {run.config.run_id: run for run in run_many(list(cfgs.values()), **kwargs)}
+    return {label: by_id[cfg.run_id] for label, cfg in cfgs.items() if cfg.run_id in by_id}
 
 
 def load_model(run: Run | str, device: str | torch.device = "cpu", strict: bool = True) -> nn.Module:

@@ -84,6 +84,7 @@ def reproduce(
     kernel_name: str = KERNEL_NAME,
     cell_timeout: int | None = None,
     progress: bool = True,
+    train_missing: bool = True,
 ) -> list[Path]:
     """Execute the selected notebooks in order; stop at the first failure.
 
@@ -94,6 +95,8 @@ def reproduce(
         kernel_name: Jupyter kernel (``abanet``).
         cell_timeout: per-cell limit in seconds (None: no limit).
         progress: print one line per notebook.
+        train_missing: injected into the notebooks; False renders tables from finished runs
+            only (missing rows read "not run") instead of training them.
 
     Returns:
         The executed notebooks' paths.
@@ -117,7 +120,8 @@ def reproduce(
                 print(f"[{i}/{len(notebooks)}] {nb.name} (scale={scale}) ...", flush=True)
             t0 = time.perf_counter()
             try:
-                pm.execute_notebook(str(nb), str(target), parameters={"scale": scale}, kernel_name=kernel_name,
+                pm.execute_notebook(str(nb), str(target), kernel_name=kernel_name,
+                                    parameters={"scale": scale, "train_missing": train_missing},
                                     cwd=str(nb.parent), progress_bar=False, execution_timeout=cell_timeout)
             except PapermillExecutionError as err:
                 source = (err.source or "").strip()

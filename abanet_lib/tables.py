@@ -508,7 +508,12 @@ def cross_domain_metrics(runs: Iterable[Any], scale: Scale | str | None = None, 
             if path.is_file() and not refresh:
                 summary = json.loads(path.read_text())
             else:
-                model = load_trained_model(run)
+                try:
+                    model = load_trained_model(run)
+                except FileNotFoundError as err:  # trained elsewhere (GPU); weights not here
+                    print(f"{cfg.run_id}: no weights on this machine, {name} score left empty ({err})")
+                    values[column] = float("nan")
+                    continue
                 _, summary = evaluate(model, _cross_test_refs(cfg, name, scale), cfg.image_size,
                                       device=device, precision=cfg.precision)
                 summary = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float))}

@@ -22,14 +22,15 @@ PARAMETERS = (
     "data_root = None  # folder with the data sets; None = ./data (copied from the mirror)\n"
     "device = \"auto\"  # \"auto\" | \"cpu\" | \"cuda\"\n"
     "folds = None  # e.g. [0]; None = the scale's folds\n"
-    "force = False  # True retrains runs that already exist"
+    "force = False  # True retrains runs that already exist\n"
+    "train_missing = True  # False: only load finished runs; missing rows show \"not run\""
 )
 
 SETUP = (
     "from IPython.display import Markdown, display\n\n"
     "from abanet_lib.experiments import experiments, notebook_scale\n"
     "from abanet_lib.plots import save_fig, set_style\n"
-    "from abanet_lib.registry import run_many\n"
+    "from abanet_lib.registry import run_labelled, run_many\n"
     "from abanet_lib.tables import build_table, table_markdown\n{extra_imports}\n"
     "S = notebook_scale(scale, folds=folds, data_root=data_root)\n"
     "set_style()\n"
@@ -51,7 +52,7 @@ def run_cells(table: str, figure: str | None = None, extra: str = "", metric: st
     cells = [
         new_code_cell(f"cfgs = experiments(\"{table}\", S, device=device)\n"
                       f"print(len(cfgs), \"runs\")\n"
-                      f"runs = run_many(cfgs, force=force)"),
+                      f"runs = run_many(cfgs, force=force, train_missing=train_missing)"),
     ]
     if extra:
         cells.append(new_code_cell(extra))
@@ -160,7 +161,7 @@ SPECS = {
             *run_cells("table9", "table9_iou"),
             new_markdown_cell("### Figure 7: focal-loss alpha"),
             new_code_cell("cfgs7 = experiments(\"fig7\", S, device=device)\n"
-                          "runs7 = run_many(cfgs7, force=force)\n"
+                          "runs7 = run_many(cfgs7, force=force, train_missing=train_missing)\n"
                           "fig7_ours = build_table(\"fig7\", runs7, S)\n"
                           "display(Markdown(table_markdown(fig7_ours)))"),
             new_code_cell("fig = alpha_sweep_plot(fig7_ours)\nsave_fig(fig, f\"fig07_alpha_{S.name}\")"),
@@ -181,14 +182,14 @@ SPECS = {
         [
             new_markdown_cell("### Figure 8: general segmentation models"),
             new_code_cell("fig8_cfgs = figure_configs(\"fig8\", S, device=device)\n"
-                          "fig8_runs = dict(zip(fig8_cfgs, run_many(list(fig8_cfgs.values()), force=force)))\n"
+                          "fig8_runs = run_labelled(fig8_cfgs, force=force, train_missing=train_missing)\n"
                           "fig, names = qualitative_figure(fig8_runs, k=6, device=device,\n"
                           "                                title=\"Figure 8 (ours): hardest test crops\")\n"
                           "save_fig(fig, f\"fig08_qualitative_{S.name}\")\n"
                           "print(\"crops:\", names)"),
             new_markdown_cell("### Figure 9: masked-face segmentation methods"),
             new_code_cell("fig9_cfgs = figure_configs(\"fig9\", S, device=device)\n"
-                          "fig9_runs = dict(zip(fig9_cfgs, run_many(list(fig9_cfgs.values()), force=force)))\n"
+                          "fig9_runs = run_labelled(fig9_cfgs, force=force, train_missing=train_missing)\n"
                           "fig, names = qualitative_figure(fig9_runs, k=6, device=device,\n"
                           "                                title=\"Figure 9 (ours): hardest test crops\")\n"
                           "save_fig(fig, f\"fig09_qualitative_{S.name}\")\n"

@@ -137,3 +137,30 @@ def test_real_mirror_verifies(data_mirror, tmp_results):
     for name in ("mfsd-sample", "maskedfacenet-seg500"):
         verify_dataset(name, data_mirror / name)
     assert DATASETS["mfsd-sample"].n_files == 440 and DATASETS["maskedfacenet-seg500"].n_files == 1000
+
+
+def test_derived_copy_is_checked_against_its_own_list(tmp_path, monkeypatch, tmp_results):
+    """A downsized copy (GPU bundle) verifies through DERIVED.json + its own SHA256SUMS."""
+    import json
+
+    original = tmp_path / "original"
+    spec = _make_mfsd_like(original)
+    monkeypatch.setitem(DATASETS, "mfsd-sample", spec)
+    derived = tmp_path / "derived"
+    _make_mfsd_like(derived, n=3)  # other bytes, own checksum list
+    (derived / "image" / "synthetic_000.jpg").write_bytes(b"changed" * 50)
+    sums = {p.relative_to(derived).as_posix(): registry.sha256_file(p)
+            for p in derived.rglob("*.*") if p.name != "SHA256SUMS"}
+    (derived / "SHA256SUMS").write_text(registry.format_sums(sums))
+    with pytest.raises(DataError, match="differs from the pinned"):
+        verify_dataset("mfsd-sample", derived, use_stamp=False)
+    marker = derived / "DERIVED.json"
+    marker.write_text(json.dumps({"source_checksums_sha256": spec.sums_sha256}))
+    verify_dataset("mfsd-sample", derived, use_stamp=False)  # accepted
+    victim = derived / "mask" / "synthetic_001.png"
+    victim.write_bytes(victim.read_bytes() + b"x")
+    with pytest.raises(DataError, match="checksum mismatch in 1 file"):
+        verify_dataset("mfsd-sample", derived, use_stamp=False)
+    marker.write_text(json.dumps({"source_checksums_sha256": "0" * 64}))
+    with pytest.raises(DataError, match="DERIVED.json: derived from checksum list"):
+        verify_dataset("mfsd-sample", derived, use_stamp=False)

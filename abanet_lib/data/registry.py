@@ -33,6 +33,7 @@ from .samples import DataError
 
 log = logging.getLogger(__name__)
 
+DERIVED_FILE = "DERIVED.json"
 SUMS_FILE = "SHA256SUMS"
 
 
@@ -153,6 +154,10 @@ def _file_state(root: Path, rels) -> dict[str, list[int]]:
 def verify_dataset(name: str, root: Path, use_stamp: bool = True) -> None:
     """Check a local copy of data set ``name`` against its pinned checksums.
 
+    A *derived* copy (for example the downsized copy carried to a GPU machine, see
+    :mod:`abanet_lib.gpu_bundle`) has a ``DERIVED.json`` naming the pinned checksum list it was
+    made from; its files are then checked against its own ``SHA256SUMS``.
+
     Raises:
         DataError: missing/tampered ``SHA256SUMS``, wrong file count, missing files, or files
             whose hash differs (all named in the message).
@@ -165,7 +170,8 @@ def verify_dataset(name: str, root: Path, use_stamp: bool = True) -> None:
     if not sums_path.is_file():
         raise DataError(f"{sums_path}: not found; expected the {name} checksum list ({spec.n_files} files)")
     digest = sha256_file(sums_path)
-    if digest != spec.sums_sha256:
+    derived = _derived_from_pinned(name, root)
+    if digest != spec.sums_sha256 and not derived:
         raise DataError(f"{sums_path}: SHA256 {digest} differs from the pinned {spec.sums_sha256}; "
                         f"the copy of {name} was altered or is another version")
     sums = parse_sums(sums_path)
@@ -200,6 +206,21 @@ def verify_dataset(name: str, root: Path, use_stamp: bool = True) -> None:
     tmp = stamp.with_suffix(".tmp")
     tmp.write_text(json.dumps({"sums_sha256": digest, "root": str(root.resolve()), "files": state}))
     os.replace(tmp, stamp)
+
+
+def _derived_from_pinned(name: str, root: Path) -> bool:
+    """True when ``root/DERIVED.json`` says the copy was made from the pinned version of ``name``."""
+    marker = root / DERIVED_FILE
+    if not marker.is_file():
+        return False
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError) as err:
+        raise DataError(f"{marker}: unreadable ({err}); expected JSON with 'source_checksums_sha256'") from err
+    if info.get("source_checksums_sha256") != DATASETS[name].sums_sha256:
+        raise DataError(f"{marker}: derived from checksum list {info.get('source_checksums_sha256')!r}, "
+                        f"not the pinned {DATASETS[name].sums_sha256} of {name}")
+    return True
 
 
 # ---------------------------------------------------------------------------------------
