@@ -27,25 +27,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import random
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from abanet_lib.config import RunConfig
-from abanet_lib.train import (CHECKPOINT_FORMAT, NonFiniteLossError, TrainingData, TrainResult,
+from abanet_lib.train import (LoopState, NonFiniteLossError, TrainingData, TrainResult, _rng_state,
                               build_criterion, build_model, build_optimizer, build_scheduler,
-                              build_training_data, checkpoint_dir, seed_everything, validate)
+                              build_training_data, build_val_loader, checkpoint_dir, checkpoint_paths,
+                              epoch_row, finish_training, load_last_checkpoint, optimizer_step,
+                              print_epoch, seed_everything, validate_or_nan, write_epoch_outputs)
 
 
 class _IndexDataset(Dataset):
@@ -103,11 +101,6 @@ def _stack(dataset: Dataset, indices: list[int], device: torch.device) -> tuple[
     images = torch.stack([im for im, _ in items]).to(device, non_blocking=True)
     masks = torch.stack([m for _, m in items]).to(device, non_blocking=True)
     return images, masks
-
-
-def _rng_state(loader_gen: torch.Generator) -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate(), "loader": loader_gen.get_state()}
 
 
 def train_distributed(
@@ -171,33 +164,21 @@ def train_distributed(
     loader_gen = torch.Generator().manual_seed(cfg.seed)
     order = DataLoader(_IndexDataset(len(data.train)), batch_size=cfg.batch_size, shuffle=True,
                        generator=loader_gen)
-    val_loader = (DataLoader(data.val, batch_size=max(cfg.batch_size, 16), shuffle=False)
-                  if data.val is not None and len(data.val) > 0 else None)
+    val_loader = build_val_loader(data, cfg)
     optimizer = build_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     scheduler = build_scheduler(cfg, optimizer)
     scaler = precision.grad_scaler()
 
-    ckpt_dir = checkpoint_dir(cfg)
-    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-    history: list[dict] = []
-    best_score, best_epoch, stale, start_epoch, stopped_early = -math.inf, 0, 0, 0, False
+    last_path, _ = checkpoint_paths(cfg)
+    loop = LoopState()
     if resume and last_path.is_file():
-        state = torch.load(last_path, map_location=device, weights_only=False)
-        if state.get("config") != cfg.canonical_json():
-            raise RuntimeError(f"checkpoint {last_path} belongs to another configuration")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
+        loop, state = load_last_checkpoint(cfg, last_path, device, model, optimizer, scheduler)
         loader_gen.set_state(state["rng"]["loader"])
-        history = list(state["history"])
-        best_score, best_epoch, stale = state["best_score"], state["best_epoch"], state["stale"]
-        start_epoch, stopped_early = state["epoch"], state.get("stopped_early", False)
-    resumed_from = start_epoch
+    backend_name = dist.get_backend() if world_size > 1 else None
 
     throughput = []
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        if stopped_early:
+    for epoch in range(loop.start_epoch + 1, cfg.epochs + 1):
+        if loop.stopped_early:
             break
         if hasattr(data.train, "set_epoch"):
             data.train.set_epoch(epoch)
@@ -219,12 +200,7 @@ def train_distributed(
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(f"run {cfg.run_id} rank {rank}: loss is {float(loss)} at epoch "
                                          f"{epoch}, batch {batch_idx}; training stopped")
-            scaler.scale(loss * weight).backward()
-            if cfg.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            optimizer_step(loss * weight, model, optimizer, scaler, cfg.grad_clip)
             totals += torch.tensor([float(loss.detach()) * len(share) * (weight > 0), len(share) * (weight > 0)],
                                    dtype=torch.float64)
         if world_size > 1:
@@ -235,58 +211,22 @@ def train_distributed(
             scheduler.step()
         # Every rank validates the full split: identical weights give identical scores, so
         # early stopping and best-epoch decisions agree without communication.
-        val_iou, val_loss = (validate(model, val_loader, criterion, device, precision, cfg.channels_last)
-                             if val_loader is not None else (float("nan"), float("nan")))
+        val_iou, val_loss = validate_or_nan(model, val_loader, criterion, device, precision, cfg)
         n_images = float(totals[1])
-        row = {"epoch": epoch, "train_loss": float(totals[0]) / max(1.0, n_images), "val_loss": val_loss,
-               "val_iou": val_iou, "lr": lr, "seconds": time.perf_counter() - t0,
-               "img_per_s": n_images / max(train_seconds, 1e-9)}
-        history.append(row)
+        row = epoch_row(epoch, float(totals[0]) / max(1.0, n_images), {}, val_loss=val_loss, val_iou=val_iou,
+                        lr=lr, seconds=time.perf_counter() - t0, img_per_s=n_images / max(train_seconds, 1e-9))
+        improved = loop.record(row, cfg)
         throughput.append(row["img_per_s"])
-        score = val_iou if not math.isnan(val_iou) else float(epoch)
-        improved = score > best_score
-        if improved:
-            best_score, best_epoch, stale = score, epoch, 0
-        else:
-            stale += 1
-        stopped_early = cfg.early_stopping is not None and stale >= cfg.early_stopping
         if rank == 0:
-            from abanet_lib.train import _atomic_csv, _atomic_save
-
-            if improved:
-                _atomic_save({"format": CHECKPOINT_FORMAT, "run_id": cfg.run_id, "epoch": epoch,
-                              "val_iou": val_iou, "model": model.state_dict()}, best_path)
-            _atomic_save({
-                "format": CHECKPOINT_FORMAT, "run_id": cfg.run_id, "config": cfg.canonical_json(),
-                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "rng": _rng_state(loader_gen), "best_score": best_score, "best_epoch": best_epoch,
-                "stale": stale, "stopped_early": stopped_early, "history": history,
-                "distributed": {"world_size": world_size, "backend": dist.get_backend() if world_size > 1 else None},
-            }, last_path)
-            _atomic_csv(pd.DataFrame(history), Path(run_dir) / "history.csv")
+            write_epoch_outputs(cfg, Path(run_dir), epoch, val_iou, improved, model, optimizer, scheduler, scaler,
+                                _rng_state(loader_gen, include_cuda=False), loop,
+                                extra={"distributed": {"world_size": world_size, "backend": backend_name}})
             if progress:
-                print(f"[{cfg.run_id}] epoch {epoch}/{cfg.epochs} loss {row['train_loss']:.4f} val_iou "
-                      f"{val_iou:.4f} ({row['seconds']:.1f}s, {row['img_per_s']:.1f} img/s, "
-                      f"{world_size} processes)", flush=True)
+                print_epoch(cfg, row, note=f", {world_size} processes")
         if world_size > 1:
             dist.barrier()  # rank 0's checkpoint is on disk before anyone reads it
-    if best_path.is_file():
-        model.load_state_dict(torch.load(best_path, map_location=device, weights_only=False)["model"])
-    model.eval()
-    best_val = (best_score if best_epoch and history and not math.isnan(history[best_epoch - 1]["val_iou"])
-                else float("nan"))
-    return TrainResult(
-        model=model, history=pd.DataFrame(history), best_epoch=best_epoch, best_val_iou=float(best_val),
-        epochs_run=len(history), stopped_early=stopped_early, trained=True, resumed_from=resumed_from,
-        seconds=time.perf_counter() - start,
-        img_per_s=float(np.mean(throughput)) if throughput else float("nan"),
-        device=str(device), precision=precision.name,
-        best_checkpoint=best_path if best_path.is_file() else None,
-        last_checkpoint=last_path if last_path.is_file() else None,
-        extra={"world_size": world_size, "backend": dist.get_backend() if world_size > 1 else None},
-    )
+    return finish_training(cfg, model, loop, device, precision, start, throughput,
+                           extra={"world_size": world_size, "backend": backend_name})
 
 
 def run_or_load_distributed(cfg: RunConfig, force: bool = False, progress: bool = True, **kwargs):

@@ -15,53 +15,20 @@ Boxes are ``FaceBox`` in full-image pixel coordinates, ``x2``/``y2`` exclusive.
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from abanet_lib.data.loaders import FaceBox, read_mfsd_boxes
 
 #: Detector preference for ``auto``, best first (see benchmarks/bench_face_detection.py).
 AUTO_ORDER = ("mtcnn", "haar:frontalface_default")
 
 HAAR_CASCADES = ("frontalface_default", "frontalface_alt", "frontalface_alt2",
                  "frontalface_alt_tree", "profileface")
-
-
-@dataclass(frozen=True)
-class FaceBox:
-    """One face box in pixel coordinates of the full photo (``x2``, ``y2`` exclusive).
-
-    Attributes:
-        x1, y1, x2, y2: corners, integers.
-        score: detector confidence (1.0 when unknown or given by a CSV).
-        source: who produced it (detector name, ``"csv"`` or ``"whole"``).
-    """
-
-    x1: int
-    y1: int
-    x2: int
-    y2: int
-    score: float = 1.0
-    source: str = ""
-
-    @property
-    def width(self) -> int:
-        return self.x2 - self.x1
-
-    @property
-    def height(self) -> int:
-        return self.y2 - self.y1
-
-    @property
-    def area(self) -> int:
-        return max(0, self.width) * max(0, self.height)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class FaceDetector(Protocol):
@@ -232,27 +199,14 @@ def mask_bbox(mask: np.ndarray) -> FaceBox | None:
 
 
 def load_boxes_csv(path: str | os.PathLike) -> dict[str, list[FaceBox]]:
-    """Read MFSD's ``dataset.csv`` (``filename,x1,y1,x2,y2,with_mask``) into boxes per file.
+    """Read MFSD's ``dataset.csv`` (``filename,x1,y1,x2,y2[,with_mask]``) into boxes per file.
 
     Rows with ``with_mask`` FALSE are kept (the model decides); names are the bare file
-    names, so a photo is matched by ``Path(photo).name``.
+    names, so a photo is matched by ``Path(photo).name``. The lenient mode of
+    :func:`abanet_lib.data.loaders.read_mfsd_boxes`.
 
     Raises:
-        ValueError: the file lacks the expected columns or has a non-integer coordinate.
+        ValueError: (a ``DataError``) the file lacks the expected columns or has a
+            non-numeric coordinate.
     """
-    path = Path(path)
-    boxes: dict[str, list[FaceBox]] = {}
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        need = {"filename", "x1", "y1", "x2", "y2"}
-        if reader.fieldnames is None or not need <= set(reader.fieldnames):
-            raise ValueError(f"{path}: expected a CSV header with columns {sorted(need)}, "
-                             f"got {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                x1, y1, x2, y2 = (int(float(row[k])) for k in ("x1", "y1", "x2", "y2"))
-            except ValueError:
-                raise ValueError(f"{path}:{line}: box coordinates must be numbers, got {row}") from None
-            boxes.setdefault(Path(row["filename"]).name, []).append(
-                FaceBox(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2), 1.0, "csv"))
-    return boxes
+    return read_mfsd_boxes(Path(path), strict=False)

@@ -299,5 +299,12 @@ def prepare_bundle(root: Path | None = None, datasets=BUNDLED_DATASETS, wheels: 
             log(f"{name}: {'copy' if max_side is None else f'resize to {max_side} px'} from {src}")
             report["datasets"][name] = derive_dataset(src, root / ".gpu_bundle" / "data" / name, max_side)
         report["bytes"][".gpu_bundle"] = folder_size(root / ".gpu_bundle")
+    # The copy sent to the GPU machine has no .git: record which commit it is.
+    from abanet_lib.provenance import git_commit, git_dirty
+
+    (root / ".gpu_bundle").mkdir(parents=True, exist_ok=True)
+    commit = git_commit() + ("+dirty" if git_dirty() else "")
+    (root / ".gpu_bundle" / "COMMIT").write_text(commit + "\n")
+    report["commit"] = commit
     report["total_bytes"] = sum(report["bytes"].values())
     return report

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import subprocess
 from importlib import metadata
 
@@ -14,10 +15,14 @@ from abanet_lib.devices import describe_device
 TRACKED_PACKAGES = ("torch", "torchvision", "segmentation-models-pytorch", "numpy", "abanet_lib")
 
 
+#: Set where the code runs outside git (a working-tree copy on a GPU machine).
+COMMIT_ENV = "ABANET_GIT_COMMIT"
+
+
 def git_commit() -> str:
-    """The repository's HEAD commit, or ``"unknown"`` outside git."""
+    """The repository's HEAD commit; outside git ``$ABANET_GIT_COMMIT`` or ``"unknown"``."""
     out = _git("rev-parse", "HEAD")
-    return out or "unknown"
+    return out or os.environ.get(COMMIT_ENV) or "unknown"
 
 
 #: Paths whose uncommitted changes can change results (code and environment files).

@@ -31,8 +31,8 @@ from torch import nn
 from abanet_lib import paths, provenance
 from abanet_lib.config import RunConfig
 from abanet_lib.evaluate import evaluate
-from abanet_lib.train import (TrainingData, build_model, build_split, build_training_data,
-                              checkpoint_dir, seed_everything, train)
+from abanet_lib.train import (TrainingData, atomic_csv, atomic_write_text, build_model, build_split,
+                              build_training_data, checkpoint_dir, seed_everything, train)
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_DIR = "predictions"
@@ -186,7 +186,7 @@ def run_or_load(
     if force:
         shutil.rmtree(checkpoint_dir(cfg), ignore_errors=True)
         (folder / "history.csv").unlink(missing_ok=True)
-    _atomic_write_text(folder / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+    atomic_write_text(folder / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
 
     split = None
     if test_refs is None or (data is None and model is None):
@@ -214,11 +214,11 @@ def run_or_load(
                                   prediction_format="binary")
     eval_seconds = time.perf_counter() - t_eval
     if result.trained:
-        _atomic_csv(result.history, folder / "history.csv")
+        atomic_csv(result.history, folder / "history.csv")
     else:
-        _atomic_csv(pd.DataFrame(columns=["epoch", "train_loss", "val_loss", "val_iou", "lr", "seconds",
+        atomic_csv(pd.DataFrame(columns=["epoch", "train_loss", "val_loss", "val_iou", "lr", "seconds",
                                           "img_per_s"]), folder / "history.csv")
-    _atomic_csv(per_image, folder / "per_image.csv")
+    atomic_csv(per_image, folder / "per_image.csv")
 
     n_train = len(data.train) if data is not None else 0
     n_val = len(data.val) if data is not None and data.val is not None else 0
@@ -244,7 +244,7 @@ def run_or_load(
         "provenance": provenance.collect(result.device, wall_seconds=time.perf_counter() - start,
                                          scale=cfg.scale),
     }
-    _atomic_write_text(folder / METRICS_FILE, json.dumps(_jsonable(metrics), indent=2, sort_keys=True))
+    atomic_write_text(folder / METRICS_FILE, json.dumps(_jsonable(metrics), indent=2, sort_keys=True))
     return load_run(cfg.run_id)
 
 
@@ -337,20 +337,6 @@ def load_model(run: Run | str, device: str | torch.device = "cpu", strict: bool 
 # ---------------------------------------------------------------------------------------
 # File helpers
 # ---------------------------------------------------------------------------------------
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
 def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file() or path.stat().st_size == 0:
         return pd.DataFrame()

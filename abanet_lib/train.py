@@ -229,18 +229,30 @@ def _seed_worker(worker_id: int) -> None:
     np.random.seed(torch.initial_seed() % 2**32)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it over ``path``.
+
+    Readers never see a half-written file; a crash leaves the old file (or none) in place.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
+    write(tmp)
     os.replace(tmp, path)
 
 
-def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` written atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def atomic_csv(df: pd.DataFrame, path: Path) -> None:
+    """A data frame as CSV without index, written atomically."""
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """A text file written atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _show_progress(progress: bool) -> bool:
@@ -282,14 +294,14 @@ def validate(model: nn.Module, loader: DataLoader, criterion: Callable | None, d
     return iou, loss
 
 
-def _rng_state(loader_gen: torch.Generator) -> dict:
+def _rng_state(loader_gen: torch.Generator, include_cuda: bool = True) -> dict:
     state = {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
         "python": random.getstate(),
         "loader": loader_gen.get_state(),
     }
-    if torch.cuda.is_available():
+    if include_cuda and torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -309,6 +321,168 @@ def _components(criterion: Callable) -> dict | None:
     if not comps:
         return None
     return {k: float(v) for k, v in comps.items()}
+
+
+# ---------------------------------------------------------------------------------------
+# Pieces of the epoch loop shared with abanet_lib.distributed
+# ---------------------------------------------------------------------------------------
+@dataclass
+class LoopState:
+    """Resumable bookkeeping of the epoch loop (stored in ``last.pt``).
+
+    Attributes:
+        history: one row per finished epoch (see :func:`epoch_row`).
+        best_score: best validation IoU so far (the epoch number without validation data).
+        best_epoch: 1-based epoch of ``best_score`` (0 before the first epoch).
+        stale: epochs since the last improvement (early stopping counter).
+        start_epoch: last finished epoch when the loop (re)started.
+        stopped_early: early stopping has ended the run.
+    """
+
+    history: list = field(default_factory=list)
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    stale: int = 0
+    start_epoch: int = 0
+    stopped_early: bool = False
+
+    def record(self, row: dict, cfg: RunConfig) -> bool:
+        """Append an epoch's row and update best epoch and early stopping.
+
+        Returns:
+            True when the epoch improved on the best score (its weights become ``best.pt``).
+        """
+        self.history.append(row)
+        epoch, val_iou = row["epoch"], row["val_iou"]
+        score = val_iou if not math.isnan(val_iou) else float(epoch)  # no val data: last is best
+        improved = score > self.best_score
+        if improved:
+            self.best_score, self.best_epoch, self.stale = score, epoch, 0
+        else:
+            self.stale += 1
+        self.stopped_early = cfg.early_stopping is not None and self.stale >= cfg.early_stopping
+        return improved
+
+
+def checkpoint_paths(cfg: RunConfig) -> tuple[Path, Path]:
+    """``(last.pt, best.pt)`` in :func:`checkpoint_dir`."""
+    ckpt_dir = checkpoint_dir(cfg)
+    return ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+
+
+def load_last_checkpoint(cfg: RunConfig, last_path: Path, device: torch.device, model: nn.Module,
+                         optimizer: torch.optim.Optimizer, scheduler) -> tuple[LoopState, dict]:
+    """Restore model, optimizer and scheduler from ``last_path``.
+
+    Returns:
+        The loop bookkeeping and the raw checkpoint (for scaler and RNG states, which the
+        callers restore as they need).
+
+    Raises:
+        RuntimeError: the checkpoint was written for another configuration.
+    """
+    state = torch.load(last_path, map_location=device, weights_only=False)
+    if state.get("config") != cfg.canonical_json():
+        raise RuntimeError(f"checkpoint {last_path} belongs to another configuration; "
+                           f"delete it or train with resume=False")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    loop = LoopState(history=list(state["history"]), best_score=state["best_score"],
+                     best_epoch=state["best_epoch"], stale=state["stale"], start_epoch=state["epoch"],
+                     stopped_early=state.get("stopped_early", False))
+    return loop, state
+
+
+def build_val_loader(data: TrainingData, cfg: RunConfig, num_workers: int = 0,
+                     pin_memory: bool = False) -> DataLoader | None:
+    """Unshuffled loader over ``data.val`` (batch ``max(batch_size, 16)``), or None without it."""
+    if data.val is None or len(data.val) == 0:
+        return None
+    return DataLoader(data.val, batch_size=max(cfg.batch_size, 16), shuffle=False,
+                      num_workers=num_workers, pin_memory=pin_memory)
+
+
+def optimizer_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scaler,
+                   grad_clip: float | None) -> None:
+    """Backward of ``loss`` (through the grad scaler), optional norm clipping, one step."""
+    scaler.scale(loss).backward()
+    if grad_clip is not None:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def validate_or_nan(model: nn.Module, val_loader: DataLoader | None, criterion: Callable,
+                    device: torch.device, precision: Precision, cfg: RunConfig) -> tuple[float, float]:
+    """:func:`validate` (IoU, loss), or ``(nan, nan)`` without validation data."""
+    if val_loader is None:
+        return float("nan"), float("nan")
+    return validate(model, val_loader, criterion, device, precision, cfg.channels_last)
+
+
+def epoch_row(epoch: int, train_loss: float, components: dict, val_loss: float, val_iou: float,
+              lr: float, seconds: float, img_per_s: float) -> dict:
+    """One history row: ``epoch, train_loss, [loss_<part>...], val_loss, val_iou, lr, seconds, img_per_s``."""
+    row = {"epoch": epoch, "train_loss": train_loss}
+    for k, v in components.items():
+        row[f"loss_{k}"] = v
+    row.update(val_loss=val_loss, val_iou=val_iou, lr=lr, seconds=seconds, img_per_s=img_per_s)
+    return row
+
+
+def write_epoch_outputs(cfg: RunConfig, run_dir: Path, epoch: int, val_iou: float, improved: bool,
+                        model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, scaler,
+                        rng: dict, loop: LoopState, extra: dict | None = None) -> None:
+    """Write ``best.pt`` (when ``improved``), ``last.pt`` and ``run_dir/history.csv`` atomically.
+
+    ``extra`` adds entries to ``last.pt`` (the distributed run records its world size).
+    """
+    last_path, best_path = checkpoint_paths(cfg)
+    if improved:
+        atomic_save({"format": CHECKPOINT_FORMAT, "run_id": cfg.run_id, "epoch": epoch,
+                     "val_iou": val_iou, "model": model.state_dict()}, best_path)
+    atomic_save({
+        "format": CHECKPOINT_FORMAT, "run_id": cfg.run_id, "config": cfg.canonical_json(),
+        "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+        "rng": rng, "best_score": loop.best_score, "best_epoch": loop.best_epoch,
+        "stale": loop.stale, "stopped_early": loop.stopped_early, "history": loop.history,
+        **(extra or {}),
+    }, last_path)
+    atomic_csv(pd.DataFrame(loop.history), run_dir / "history.csv")
+
+
+def print_epoch(cfg: RunConfig, row: dict, note: str = "") -> None:
+    """The one-line epoch summary (``note`` is appended inside the parentheses)."""
+    print(f"[{cfg.run_id}] epoch {row['epoch']}/{cfg.epochs} loss {row['train_loss']:.4f} "
+          f"val_iou {row['val_iou']:.4f} ({row['seconds']:.1f}s, {row['img_per_s']:.1f} img/s{note})", flush=True)
+
+
+def finish_training(cfg: RunConfig, model: nn.Module, loop: LoopState, device: torch.device,
+                    precision: Precision, start: float, throughput: list[float],
+                    extra: dict | None = None) -> TrainResult:
+    """Load ``best.pt`` into ``model`` (eval mode) and summarise the run as a :class:`TrainResult`."""
+    last_path, best_path = checkpoint_paths(cfg)
+    if best_path.is_file():
+        model.load_state_dict(torch.load(best_path, map_location=device, weights_only=False)["model"])
+    model.eval()
+    history = loop.history
+    best_val = (loop.best_score if loop.best_epoch and history
+                and not math.isnan(history[loop.best_epoch - 1]["val_iou"]) else float("nan"))
+    return TrainResult(
+        model=model, history=pd.DataFrame(history), best_epoch=loop.best_epoch, best_val_iou=float(best_val),
+        epochs_run=len(history), stopped_early=loop.stopped_early, trained=True,
+        resumed_from=loop.start_epoch, seconds=time.perf_counter() - start,
+        img_per_s=float(np.mean(throughput)) if throughput else float("nan"),
+        device=str(device), precision=precision.name,
+        best_checkpoint=best_path if best_path.is_file() else None,
+        last_checkpoint=last_path if last_path.is_file() else None,
+        extra=dict(extra or {}),
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -384,48 +558,30 @@ def train(
     train_loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
                               generator=loader_gen, num_workers=cfg.num_workers, pin_memory=pin,
                               worker_init_fn=_seed_worker, persistent_workers=False)
-    val_loader = None
-    if data.val is not None and len(data.val) > 0:
-        val_loader = DataLoader(data.val, batch_size=max(cfg.batch_size, 16), shuffle=False,
-                                num_workers=cfg.num_workers, pin_memory=pin)
+    val_loader = build_val_loader(data, cfg, num_workers=cfg.num_workers, pin_memory=pin)
 
     optimizer = build_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     scheduler = build_scheduler(cfg, optimizer)
     scaler = precision.grad_scaler()
 
-    ckpt_dir = checkpoint_dir(cfg)
-    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-    history: list[dict] = []
-    best_score, best_epoch, stale, start_epoch, stopped_early = -math.inf, 0, 0, 0, False
+    last_path, best_path = checkpoint_paths(cfg)
+    loop = LoopState()
     if not resume:
         for p in (last_path, best_path):
             p.unlink(missing_ok=True)
     elif last_path.is_file():
-        state = torch.load(last_path, map_location=device, weights_only=False)
-        if state.get("config") != cfg.canonical_json():
-            raise RuntimeError(f"checkpoint {last_path} belongs to another configuration; "
-                               f"delete it or train with resume=False")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
+        loop, state = load_last_checkpoint(cfg, last_path, device, model, optimizer, scheduler)
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"], loader_gen)
-        history = list(state["history"])
-        best_score, best_epoch = state["best_score"], state["best_epoch"]
-        stale, start_epoch = state["stale"], state["epoch"]
-        stopped_early = state.get("stopped_early", False)
         if progress:
-            print(f"[{cfg.run_id}] resuming after epoch {start_epoch}/{cfg.epochs}", flush=True)
-    resumed_from = start_epoch
+            print(f"[{cfg.run_id}] resuming after epoch {loop.start_epoch}/{cfg.epochs}", flush=True)
 
     # Decide once: check every batch on CPU (free), every few batches on CUDA (a sync each).
     check_every = 1 if device.type == "cpu" else 20
     throughput = []
-    epoch = start_epoch
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        if stopped_early:
+    for epoch in range(loop.start_epoch + 1, cfg.epochs + 1):
+        if loop.stopped_early:
             break
         if hasattr(data.train, "set_epoch"):
             data.train.set_epoch(epoch)
@@ -450,12 +606,7 @@ def train(
             if len(pending) >= check_every:
                 _check_finite(pending, epoch, cfg)
                 pending = []
-            scaler.scale(loss).backward()
-            if cfg.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)
             loss_sum += loss.detach() * len(images)
             n_images += len(images)
             # Reading components syncs the GPU: every batch on CPU, sampled on CUDA.
@@ -474,58 +625,25 @@ def train(
         if scheduler is not None:
             scheduler.step()
 
-        val_iou, val_loss = (validate(model, val_loader, criterion, device, precision, cfg.channels_last)
-                             if val_loader is not None else (float("nan"), float("nan")))
-        row = {"epoch": epoch, "train_loss": float(loss_sum) / max(1, n_images)}
-        for k, v in comp_sums.items():
-            if k != "total":
-                row[f"loss_{k}"] = v / max(1, comp_n)
-        row.update(val_loss=val_loss, val_iou=val_iou, lr=lr,
-                   seconds=time.perf_counter() - t0, img_per_s=n_images / max(train_seconds, 1e-9))
-        history.append(row)
+        val_iou, val_loss = validate_or_nan(model, val_loader, criterion, device, precision, cfg)
+        row = epoch_row(epoch, float(loss_sum) / max(1, n_images),
+                        {k: v / max(1, comp_n) for k, v in comp_sums.items() if k != "total"},
+                        val_loss=val_loss, val_iou=val_iou, lr=lr, seconds=time.perf_counter() - t0,
+                        img_per_s=n_images / max(train_seconds, 1e-9))
+        improved = loop.record(row, cfg)
         throughput.append(row["img_per_s"])
-
-        score = val_iou if not math.isnan(val_iou) else float(epoch)  # no val data: last is best
-        if score > best_score:
-            best_score, best_epoch, stale = score, epoch, 0
-            _atomic_save({"format": CHECKPOINT_FORMAT, "run_id": cfg.run_id, "epoch": epoch,
-                          "val_iou": val_iou, "model": model.state_dict()}, best_path)
-        else:
-            stale += 1
-        stopped_early = cfg.early_stopping is not None and stale >= cfg.early_stopping
-        _atomic_save({
-            "format": CHECKPOINT_FORMAT, "run_id": cfg.run_id, "config": cfg.canonical_json(),
-            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-            "rng": _rng_state(loader_gen), "best_score": best_score, "best_epoch": best_epoch,
-            "stale": stale, "stopped_early": stopped_early, "history": history,
-        }, last_path)
-        _atomic_csv(pd.DataFrame(history), run_dir / "history.csv")
+        write_epoch_outputs(cfg, run_dir, epoch, val_iou, improved, model, optimizer, scheduler, scaler,
+                            _rng_state(loader_gen), loop)
         if progress:
-            print(f"[{cfg.run_id}] epoch {epoch}/{cfg.epochs} loss {row['train_loss']:.4f} "
-                  f"val_iou {val_iou:.4f} ({row['seconds']:.1f}s, {row['img_per_s']:.1f} img/s)", flush=True)
+            print_epoch(cfg, row)
         for callback in callbacks:
             callback(EpochInfo(epoch=epoch, epochs=cfg.epochs, row=row, model=model))
-        if stopped_early:
+        if loop.stopped_early:
             if progress:
-                print(f"[{cfg.run_id}] early stop: no val IoU gain for {stale} epochs", flush=True)
+                print(f"[{cfg.run_id}] early stop: no val IoU gain for {loop.stale} epochs", flush=True)
             break
 
-    if best_path.is_file():
-        model.load_state_dict(torch.load(best_path, map_location=device, weights_only=False)["model"])
-    model.eval()
-    best_val = best_score if best_epoch and history and not math.isnan(
-        history[best_epoch - 1]["val_iou"]) else float("nan")
-    return TrainResult(
-        model=model, history=pd.DataFrame(history), best_epoch=best_epoch, best_val_iou=float(best_val),
-        epochs_run=len(history), stopped_early=stopped_early, trained=True, resumed_from=resumed_from,
-        seconds=time.perf_counter() - start,
-        img_per_s=float(np.mean(throughput)) if throughput else float("nan"),
-        device=str(device), precision=precision.name,
-        best_checkpoint=best_path if best_path.is_file() else None,
-        last_checkpoint=last_path if last_path.is_file() else None,
-    )
+    return finish_training(cfg, model, loop, device, precision, start, throughput)
 
 
 def _check_finite(pending: list[tuple[int, torch.Tensor]], epoch: int, cfg: RunConfig) -> None:

@@ -52,6 +52,8 @@ else
 fi
 export ABANET_CACHE=${ABANET_CACHE:-/tmp/abanet_cache}
 export PYTHONUNBUFFERED=1
+# No .git travels: the bundle records the commit it was prepared from (provenance).
+if [ -f "$ROOT/.gpu_bundle/COMMIT" ]; then export ABANET_GIT_COMMIT=$(cat "$ROOT/.gpu_bundle/COMMIT"); fi
 # Checkpoints stay on this machine: keep each run's test predictions for the figures.
 export ABANET_SAVE_PREDICTIONS=${ABANET_SAVE_PREDICTIONS:-1}
 if [ "${BENCH:-0}" = "1" ]; then

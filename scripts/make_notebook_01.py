@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+from abanet_lib.notebook_builder import abanet_notebook, parameters_cell, write_notebook
 
 OUT = Path(__file__).resolve().parents[1] / "notebooks" / "01_dataset_exploration.ipynb"
 
@@ -21,13 +22,12 @@ cells = [
         "(`maskedfacenet-seg500`), and the full MFSD if it was downloaded by hand. "
         "All statistics and figures come from `abanet_lib.data.explore`."
     ),
-    new_code_cell(
+    parameters_cell(
         "import os\n\n"
         "data_root = None  # folder with one sub-folder per data set; None = ./data (copied from the mirror)\n"
         "scale = os.environ.get(\"ABANET_SCALE\", \"reduced\")\n"
         "datasets = [\"mfsd-sample\", \"maskedfacenet-seg500\", \"mfsd\"]\n"
-        "seed = 0",
-        metadata={"tags": ["parameters"]},
+        "seed = 0"
     ),
     new_code_cell(
         "import matplotlib.pyplot as plt\n"
@@ -120,13 +120,7 @@ cells = [
     ),
 ]
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "abanet", "display_name": "Python (abanet)", "language": "python"},
-    "language_info": {"name": "python"},
-})
+nb = abanet_notebook(cells)
 
 if __name__ == "__main__":
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.validate(nb)
-    nbformat.write(nb, OUT)
-    print(f"wrote {OUT}")
+    print(f"wrote {write_notebook(nb, OUT)}")

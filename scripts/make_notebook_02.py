@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+from abanet_lib.notebook_builder import abanet_notebook, parameters_cell, write_notebook
 
 OUT = Path(__file__).resolve().parents[1] / "notebooks" / "02_model_definition.ipynb"
 
@@ -21,12 +22,11 @@ cells = [
         "compare against, and where the authors' released code departs from the paper. "
         "Nothing is trained here; all tables come from `abanet_lib.models.catalog`."
     ),
-    new_code_cell(
+    parameters_cell(
         "import os\n\n"
         "scale = os.environ.get(\"ABANET_SCALE\", \"reduced\")\n"
         "stage_image_size = 256  # the paper's input size, for the shape tables (shape-only passes)\n"
-        "seed = 0",
-        metadata={"tags": ["parameters"]},
+        "seed = 0"
     ),
     new_code_cell(
         "import pandas as pd\n"
@@ -126,11 +126,5 @@ cells = [
     ),
 ]
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "abanet", "display_name": "Python (abanet)", "language": "python"},
-    "language_info": {"name": "python"},
-})
-nbformat.validate(nb)
-OUT.parent.mkdir(parents=True, exist_ok=True)
-nbformat.write(nb, OUT)
-print(f"wrote {OUT}")
+nb = abanet_notebook(cells)
+print(f"wrote {write_notebook(nb, OUT)}")

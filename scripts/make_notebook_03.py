@@ -5,6 +5,8 @@ from pathlib import Path
 
 import nbformat
 
+from abanet_lib.notebook_builder import abanet_notebook, parameters_cell, write_notebook
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "notebooks" / "03_training.ipynb"
 
@@ -25,7 +27,7 @@ from its last checkpoint in the git-ignored cache.
 
 Scales: `smoke` checks the plumbing (numbers mean nothing), `reduced` is the CPU-sized
 reproduction on the 220 real MFSD crops, `paper` is the full protocol (GPU)."""),
-    code("""import os
+    parameters_cell("""import os
 
 scale = os.environ.get("ABANET_SCALE", "reduced")  # smoke | reduced | paper
 fold = 0          # test fold of the identity-disjoint split
@@ -75,14 +77,7 @@ fig = show_predictions(model, [refs[n] for n in picks], cfg.image_size, device=d
 save_fig(fig, f"nb03_predictions_{scale}")"""),
 ]
 
-nb = nbformat.v4.new_notebook()
-nb.cells = cells
-nb.cells[1].metadata["tags"] = ["parameters"]
-nb.metadata["kernelspec"] = {"name": "abanet", "display_name": "Python (abanet)", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
+nb = abanet_notebook(cells)
 
 if __name__ == "__main__":
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.validate(nb)
-    nbformat.write(nb, OUT)
-    print(f"wrote {OUT}")
+    print(f"wrote {write_notebook(nb, OUT)}")

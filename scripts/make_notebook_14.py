@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+from abanet_lib.notebook_builder import abanet_notebook, parameters_cell, write_notebook
 
 OUT = Path(__file__).resolve().parents[1] / "notebooks" / "14_segment_your_photos.ipynb"
 
@@ -24,7 +25,7 @@ cells = [
         "the cache); otherwise an **untrained** model, clearly labelled: its masks are noise, the "
         "pipeline's geometry is what you see."
     ),
-    new_code_cell(
+    parameters_cell(
         "import os\n\n"
         "scale = os.environ.get(\"ABANET_SCALE\", \"reduced\")\n"
         "run = None  # run id or save_pretrained folder; None = best trained run, else an untrained model\n"
@@ -32,8 +33,7 @@ cells = [
         "n_photos = 3  # maskedfacenet-seg500 testing photos (1024x1024, ground truth known)\n"
         "detector_name = \"auto\"\n"
         "margin = 0.25\n"
-        "threshold = 0.5",
-        metadata={"tags": ["parameters"]},
+        "threshold = 0.5"
     ),
     new_code_cell(
         "import matplotlib.pyplot as plt\n"
@@ -152,9 +152,5 @@ cells = [
     ),
 ]
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"name": "abanet", "display_name": "Python (abanet)", "language": "python"},
-    "language_info": {"name": "python"},
-})
-OUT.write_text(nbformat.writes(nb))
-print(f"wrote {OUT}")
+nb = abanet_notebook(cells)
+print(f"wrote {write_notebook(nb, OUT)}")

@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+
+from abanet_lib.notebook_builder import abanet_notebook, parameters_cell, write_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -67,17 +69,13 @@ def run_cells(table: str, figure: str | None = None, extra: str = "", metric: st
 
 
 def notebook(title: str, intro: str, body: list, extra_imports: str = "") -> nbformat.NotebookNode:
-    nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "abanet", "display_name": "Python (abanet)", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    nb.cells = [
+    return abanet_notebook([
         new_markdown_cell(f"# {title}\n\n{intro}"),
-        new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]}),
+        parameters_cell(PARAMETERS),
         new_code_cell(SETUP.format(extra_imports=extra_imports)),
         *body,
         new_markdown_cell(FOOTER),
-    ]
-    return nb
+    ])
 
 
 BARS = "from abanet_lib.figures import ablation_bars\n"
@@ -225,11 +223,7 @@ SPECS = {
 def main() -> None:
     NOTEBOOKS.mkdir(parents=True, exist_ok=True)
     for name, nb in SPECS.items():
-        for i, cell in enumerate(nb.cells):  # stable ids: regenerating gives no diff
-            cell["id"] = f"{name[:2]}-cell-{i:02d}"
-        nbformat.validate(nb)
-        path = NOTEBOOKS / f"{name}.ipynb"
-        nbformat.write(nb, path)
+        path = write_notebook(nb, NOTEBOOKS / f"{name}.ipynb")
         print(f"wrote {path.relative_to(NOTEBOOKS.parent)}")
 
 

@@ -27,3 +27,16 @@ def tmp_results(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ABANET_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("ABANET_CACHE", str(tmp_path / "cache"))
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One intra-op thread for a module's tests, restored afterwards.
+
+    Tiny tensors gain nothing from threads, and on the shared 2-core test machine two
+    threads oversubscribe badly. Use with ``pytestmark = pytest.mark.usefixtures("single_thread")``.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

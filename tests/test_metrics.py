@@ -16,13 +16,7 @@ with warnings.catch_warnings():
     import py_sod_metrics as sod
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on the shared 2-core test machine two threads oversubscribe badly."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,13 +9,7 @@ from abanet_lib.models import create_model
 from abanet_lib.models.base import main_output
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and a shared CPU makes 2 threads much slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 
 def _bce(outputs, target):

@@ -8,13 +8,7 @@ from abanet_lib.models import (SMP_ARCHS, SMP_ENCODERS, create_model, describe_m
                                parse_smp_name)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from threads, and a shared CPU makes 2 threads much slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -8,7 +8,7 @@ announced with one :class:`DataWarning`.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .samples import DataError, LoadReport, RefList, SampleRef, check_on_error, group_from_name
@@ -191,13 +191,25 @@ def list_mfsd(root: Path, on_error: str = "raise", resize_mismatched_masks: bool
 
 @dataclass(frozen=True)
 class FaceBox:
-    """One face box of a full MFSD photo (pixel corners, ``with_mask`` from dataset.csv)."""
+    """One face box in pixel coordinates of the full photo (``x2``, ``y2`` exclusive).
+
+    Shared by the data layer (MFSD's ``dataset.csv``) and the whole-photo pipeline
+    (:mod:`abanet_lib.faces`: detectors, crop geometry).
+
+    Attributes:
+        x1, y1, x2, y2: corners, integers.
+        score: detector confidence (1.0 when unknown or given by a CSV).
+        source: who produced it (detector name, ``"csv"``, ``"whole"`` or ``"mask"``).
+        with_mask: the ``with_mask`` flag of MFSD's dataset.csv (None when not given).
+    """
 
     x1: int
     y1: int
     x2: int
     y2: int
-    with_mask: bool
+    score: float = 1.0
+    source: str = ""
+    with_mask: bool | None = None
 
     @property
     def width(self) -> int:
@@ -207,15 +219,30 @@ class FaceBox:
     def height(self) -> int:
         return self.y2 - self.y1
 
+    @property
+    def area(self) -> int:
+        return max(0, self.width) * max(0, self.height)
 
-def read_mfsd_boxes(path: Path) -> dict[str, list[FaceBox]]:
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_MASK_FLAGS = {"TRUE": True, "1": True, "FALSE": False, "0": False}
+
+
+def read_mfsd_boxes(path: Path, strict: bool = True) -> dict[str, list[FaceBox]]:
     """Face boxes per photo from MFSD's ``dataset.csv`` (``filename,x1,y1,x2,y2,with_mask``).
 
     Args:
         path: the csv file, or a folder containing ``MSFD/1/dataset.csv``.
+        strict: True (the data set itself): exactly that header, integer corners and
+            ``with_mask`` TRUE/FALSE/1/0, file names as written. False (boxes handed to the
+            whole-photo pipeline): only ``filename,x1,y1,x2,y2`` are needed, corners may be
+            any numbers (truncated, swapped corners put in order), ``with_mask`` is optional
+            and names are reduced to the bare file name (a photo matches by ``Path(photo).name``).
 
     Returns:
-        ``{photo filename: [FaceBox, ...]}`` in file order.
+        ``{photo filename: [FaceBox, ...]}`` in file order (``source="csv"``).
 
     Raises:
         DataError: missing file, missing columns, or a bad row (named by line number).
@@ -225,22 +252,32 @@ def read_mfsd_boxes(path: Path) -> dict[str, list[FaceBox]]:
         path = mfsd_dir(path) / "dataset.csv"
     if not path.is_file():
         raise DataError(f"{path}: file not found; expected MFSD's dataset.csv")
+    corners = ("x1", "y1", "x2", "y2")
+    expected = ["filename", *corners, "with_mask"]
     boxes: dict[str, list[FaceBox]] = {}
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        expected = ["filename", "x1", "y1", "x2", "y2", "with_mask"]
-        if reader.fieldnames is None or [f.strip() for f in reader.fieldnames][:6] != expected:
-            raise DataError(f"{path}: header {reader.fieldnames}; expected {','.join(expected)}")
+        fields = [f.strip() for f in reader.fieldnames or []]
+        if (fields[:6] != expected) if strict else not set(expected[:5]) <= set(fields):
+            raise DataError(f"{path}: expected a CSV header with columns {','.join(expected)}, "
+                            f"got {reader.fieldnames}")
         for line, row in enumerate(reader, start=2):
             try:
-                flag = row["with_mask"].strip().upper()
-                if flag not in ("TRUE", "FALSE", "1", "0"):
-                    raise ValueError(f"with_mask={row['with_mask']!r}")
-                box = FaceBox(int(row["x1"]), int(row["y1"]), int(row["x2"]), int(row["y2"]), flag in ("TRUE", "1"))
+                if strict:
+                    x1, y1, x2, y2 = (int(row[k]) for k in corners)
+                    flag = row["with_mask"].strip().upper()
+                    if flag not in _MASK_FLAGS:
+                        raise ValueError(f"with_mask={row['with_mask']!r}")
+                    name = row["filename"].strip()
+                else:
+                    x1, y1, x2, y2 = (int(float(row[k])) for k in corners)
+                    x1, x2, y1, y2 = min(x1, x2), max(x1, x2), min(y1, y2), max(y1, y2)
+                    flag = (row.get("with_mask") or "").strip().upper()
+                    name = Path(row["filename"]).name
             except (TypeError, ValueError, AttributeError) as exc:
-                raise DataError(f"{path}:{line}: bad row {row} ({exc}); expected integer corners and "
-                                "with_mask TRUE/FALSE") from None
-            boxes.setdefault(row["filename"].strip(), []).append(box)
+                raise DataError(f"{path}:{line}: bad row {row} ({exc}); expected numeric corners "
+                                "and with_mask TRUE/FALSE") from None
+            boxes.setdefault(name, []).append(FaceBox(x1, y1, x2, y2, 1.0, "csv", _MASK_FLAGS.get(flag)))
     return boxes
 
 

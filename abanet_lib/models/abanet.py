@@ -47,11 +47,12 @@ from abanet_lib.models.blocks import (
     ENCODER_CHANNELS,
     AttentionGate,
     Bridge,
-    DecoderStage,
     Encoder,
     RefinementModule,
     SideHead,
+    build_decoder,
     check_input,
+    crop_attention,
     crop_to,
     pad_to_multiple,
     upsample_like,
@@ -109,9 +110,7 @@ class ABANet(SegmentationModel):
         self.deep_supervision = deep_supervision
         self.encoder = Encoder()
         self.bridge = Bridge()
-        self.decoder = nn.ModuleDict(
-            {f"stage{k}d": DecoderStage(*DECODER_CHANNELS[k]) for k in range(6, 0, -1)}
-        )
+        self.decoder = build_decoder()
         # Gate of paper stage s sits on encoder skip k; g is decoder stage (k+1)d's output.
         self.gates = nn.ModuleDict()
         for s in self.attention_stages:
@@ -187,16 +186,7 @@ class ABANet(SegmentationModel):
         if want_all:
             outputs += [self.side_heads[f"d{k}"](hd[k - 1], full) for k in range(2, 7)]
             outputs.append(self.bridge_head(bridge, full))
-        self.last_attention = {
-            s: crop_to(psi.detach(), _scaled(size, psi.shape[-2:], full))
-            for s, psi in attention.items()
-        }
+        self.last_attention = crop_attention(attention, size, full)
         outputs = [crop_to(o, size) for o in outputs]
         return tuple(outputs) if want_all else outputs[0]
 
-
-def _scaled(size: tuple[int, int], feature_size: torch.Size, full: torch.Size
-            ) -> tuple[int, int]:
-    """Crop size of a feature map of ``feature_size`` when the padded input is ``full``."""
-    sh, sw = full[0] // feature_size[0], full[1] // feature_size[1]
-    return (-(-size[0] // sh), -(-size[1] // sw))

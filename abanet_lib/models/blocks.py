@@ -234,6 +234,33 @@ def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x[..., : size[0], : size[1]]
 
 
+def crop_attention(attention: dict[int, torch.Tensor], size: tuple[int, int], full: torch.Size
+                   ) -> dict[int, torch.Tensor]:
+    """Detached attention maps cropped like the outputs.
+
+    Args:
+        attention: paper stage -> psi (N, 1, h_k, w_k) computed on the padded input.
+        size: (H, W) of the unpadded input.
+        full: (H', W') of the padded input.
+
+    Returns:
+        paper stage -> psi cropped to the share of (h_k, w_k) that covers the unpadded input.
+    """
+    return {s: crop_to(psi.detach(), _scaled(size, psi.shape[-2:], full)) for s, psi in attention.items()}
+
+
+def _scaled(size: tuple[int, int], feature_size: torch.Size, full: torch.Size
+            ) -> tuple[int, int]:
+    """Crop size of a feature map of ``feature_size`` when the padded input is ``full``."""
+    sh, sw = full[0] // feature_size[0], full[1] // feature_size[1]
+    return (-(-size[0] // sh), -(-size[1] // sw))
+
+
+def build_decoder() -> nn.ModuleDict:
+    """Decoder stages ``stage6d`` .. ``stage1d`` (channels of :data:`DECODER_CHANNELS`), built 6d first."""
+    return nn.ModuleDict({f"stage{k}d": DecoderStage(*DECODER_CHANNELS[k]) for k in range(6, 0, -1)})
+
+
 def check_input(x: torch.Tensor, name: str) -> None:
     """Raise a clear error unless ``x`` is a float (N, 3, H, W) tensor."""
     if x.ndim != 4 or x.shape[1] != 3:

@@ -144,6 +144,15 @@ def stage_table(model: nn.Module | str, image_size: int) -> pd.DataFrame:
         depth = name.count(".")
         if name and (depth == 0 or (depth == 1 and name.split(".")[0] in ("decoder", "gates"))):
             handles.append(child.register_forward_hook(hook(name)))
+    _probe_forward(model, image_size, device, handles)
+    return pd.DataFrame(records)
+
+
+def _probe_forward(model: nn.Module, image_size: int, device, handles: list) -> None:
+    """One eval-mode forward of a (1, 3, S, S) random image, to fire the shape hooks.
+
+    The model's train/eval mode is restored and the hook ``handles`` removed afterwards.
+    """
     was_training = model.training
     model.eval()
     try:
@@ -153,7 +162,6 @@ def stage_table(model: nn.Module | str, image_size: int) -> pd.DataFrame:
         model.train(was_training)
         for h in handles:
             h.remove()
-    return pd.DataFrame(records)
 
 
 def decoder_table(model: nn.Module | str, image_size: int = 256, **model_kw) -> pd.DataFrame:
@@ -179,15 +187,7 @@ def decoder_table(model: nn.Module | str, image_size: int = 256, **model_kw) -> 
         return record
 
     handles = [m.register_forward_hook(recorder(key)) for key, m in model.decoder.items()]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.randn(1, 3, image_size, image_size, device=device))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    _probe_forward(model, image_size, device, handles)
     if not seen:
         raise ValueError(f"decoder_table: {type(model).__name__} does not run its decoder stages as "
                          "whole modules (e.g. ABANetOfficial); no stage was recorded")

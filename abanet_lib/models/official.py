@@ -71,18 +71,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from abanet_lib.models.abanet import OUTPUT_NAMES, _scaled
+from abanet_lib.models.abanet import OUTPUT_NAMES
 from abanet_lib.models.base import SegmentationModel
 from abanet_lib.models.basnet import stage6d_with_shared_bn
 from abanet_lib.models.blocks import (
     DECODER_CHANNELS,
     AttentionGate,
     Bridge,
-    DecoderStage,
     Encoder,
     RefinementModule,
     SideHead,
+    build_decoder,
     check_input,
+    crop_attention,
     crop_to,
     pad_to_multiple,
     upsample_like,
@@ -117,9 +118,7 @@ class ABANetOfficial(SegmentationModel):
         self.share_stage6_bn = share_stage6_bn
         self.encoder = Encoder()
         self.bridge = Bridge()
-        self.decoder = nn.ModuleDict(
-            {f"stage{k}d": DecoderStage(*DECODER_CHANNELS[k]) for k in range(6, 0, -1)}
-        )
+        self.decoder = build_decoder()
         self.gates = nn.ModuleDict()
         for name, (k, _paper, g_stage) in OFFICIAL_GATES.items():
             g_channels = DECODER_CHANNELS[g_stage][2]  # middle-conv output
@@ -190,10 +189,7 @@ class ABANetOfficial(SegmentationModel):
                 heads["outconv6"](hd6, full),
                 heads["outconvb"](bridge, full),
             ]
-        self.last_attention = {
-            s: crop_to(psi.detach(), _scaled(size, psi.shape[-2:], full))
-            for s, psi in attention.items()
-        }
+        self.last_attention = crop_attention(attention, size, full)
         outputs = [crop_to(o, size) for o in outputs]
         if self.return_probabilities:
             outputs = [torch.sigmoid(o) for o in outputs]
