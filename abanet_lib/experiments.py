@@ -443,9 +443,10 @@ def notebook_scale(scale: str | Scale | None = None, folds: Sequence[int] | None
 #: about 3x the forward pass). Other models are counted on first use (:func:`forward_gflop`).
 FORWARD_GFLOP_AT_64 = {"abanet": 15.9, "basnet": 15.87, "smp:Unet:resnet50": 1.33, "unet_din": 1.87,
                        "grabcut": 0.0}
-#: Sustained GFLOP/s of training on the development machine's 2 CPU cores (measured on ABANet at
-#: 64x64 while the machine was shared: about 7 GFLOP/s; an idle 2-core machine does more).
-CPU_GFLOPS = 7.0
+#: Sustained GFLOP/s of training on the development machine's 2 idle CPU cores: ABANet at 64x64,
+#: batch 8, bf16 autocast + channels_last trained at 5.2 img/s = 5.2 * 3 * 15.9 GFLOP/s
+#: (forward + backward ~ 3 forwards). Smaller models use the cores less well (underestimated).
+CPU_GFLOPS = 248.0
 #: Approximate data set sizes used by the estimate (images).
 DATASET_IMAGES = {"mfsd-sample": 220, "maskedfacenet-seg500": 450, "mfsd": 8500}
 
