@@ -321,7 +321,9 @@ def load_model(run: Run | str, device: str | torch.device = "cpu", strict: bool 
     dev = resolve_device(device)
     seed_everything(run.config.seed)
     model = build_model(run.config)
-    ckpt = run.metrics.get("checkpoint")
+    # This machine's cache first: the recorded path may be another machine's (a GPU run).
+    candidates = [checkpoint_dir(run.config) / "best.pt", run.metrics.get("checkpoint")]
+    ckpt = next((Path(c) for c in candidates if c and Path(c).is_file()), run.metrics.get("checkpoint"))
     if ckpt and Path(ckpt).is_file():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])

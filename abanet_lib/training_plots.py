@@ -95,22 +95,56 @@ def show_predictions(model, refs: Sequence, image_size: int, device: str = "cpu"
         A Figure with one row per sample: image | ground truth | probability | errors
         (green: correct mask pixels, red: false positives, blue: misses).
     """
-    import matplotlib.pyplot as plt
     import torch.nn.functional as F
 
     from abanet_lib.devices import resolve_device, resolve_precision
     from abanet_lib.evaluate import predict_proba, preprocess
-    from abanet_lib.plots import set_style
 
-    set_style()
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     samples = [r.load() for r in refs]
-    fig, axes = plt.subplots(len(samples), 4, figsize=(10, 2.6 * len(samples)), squeeze=False)
-    for row, sample in zip(axes, samples):
+    probs = []
+    for sample in samples:
         prob = predict_proba(model, preprocess(sample.image, image_size)[None], dev, prec)
+        probs.append(F.interpolate(prob, size=sample.mask.shape, mode="bilinear",
+                                   align_corners=False)[0, 0].numpy())
+    return prediction_rows(samples, probs, threshold)
+
+
+def show_run_predictions(run, refs: Sequence, device: str = "cpu", threshold: float = 0.5):
+    """:func:`show_predictions` with the run's weights, or with its stored test predictions.
+
+    A run trained on another machine (a lent GPU) has no weights here; it keeps binary
+    predictions in its folder (:func:`abanet_lib.figures.saved_predictions`), shown instead.
+    """
+    from abanet_lib.figures import saved_predictions
+    from abanet_lib.registry import load_model
+
+    try:
+        model = load_model(run, device=device)
+    except FileNotFoundError:
+        samples = [r.load() for r in refs]
+        stored = saved_predictions(run, [s.name for s in samples])
+        if stored is None:
+            raise
+        fig = prediction_rows(samples, stored, threshold)
+        fig.suptitle("stored binary predictions (the weights stayed on the machine that trained the run)",
+                     fontsize=9)
+        fig.tight_layout()
+        return fig
+    return show_predictions(model, refs, run.config.image_size, device=device, threshold=threshold)
+
+
+def prediction_rows(samples: Sequence, probs: Sequence[np.ndarray], threshold: float = 0.5):
+    """One row per sample: image | ground truth | probability | errors (see show_predictions)."""
+    import matplotlib.pyplot as plt
+
+    from abanet_lib.plots import set_style
+
+    set_style()
+    fig, axes = plt.subplots(len(samples), 4, figsize=(10, 2.6 * len(samples)), squeeze=False)
+    for row, sample, prob in zip(axes, samples, probs):
         h, w = sample.mask.shape
-        prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
         pred, gt = prob > threshold, sample.mask.astype(bool)
         union = (pred | gt).sum()
         iou = (pred & gt).sum() / union if union else 1.0

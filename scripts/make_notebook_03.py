@@ -39,9 +39,9 @@ force = False     # retrain even when the run's results exist"""),
 from abanet_lib.config import get_scale
 from abanet_lib.devices import describe_device
 from abanet_lib.plots import save_fig, set_style
-from abanet_lib.registry import load_model, run_or_load
+from abanet_lib.registry import run_or_load
 from abanet_lib.train import build_split
-from abanet_lib.training_plots import plot_history, plot_per_image, show_predictions
+from abanet_lib.training_plots import plot_history, plot_per_image, show_run_predictions
 
 set_style()
 cfg = get_scale(scale).base_config(fold=fold, seed=seed, device=device).with_model("abanet")
@@ -69,11 +69,10 @@ save_fig(fig, f"nb03_test_iou_per_image_{scale}")
 run.per_image.nsmallest(5, "iou")[["name", "iou", "f1", "precision", "recall"]].round(3)"""),
     md("## A few predictions\n\nBest, median and worst test images by IoU. Errors: green = correct mask "
        "pixels, red = false positives, blue = missed mask pixels."),
-    code("""model = load_model(run, device=device)
-refs = {r.name: r for r in build_split(cfg).test}
+    code("""refs = {r.name: r for r in build_split(cfg).test}
 ranked = run.per_image.sort_values("iou", ascending=False)["name"].tolist()
 picks = [ranked[0], ranked[len(ranked) // 2], ranked[-1]]
-fig = show_predictions(model, [refs[n] for n in picks], cfg.image_size, device=device)
+fig = show_run_predictions(run, [refs[n] for n in picks], device=device)
 save_fig(fig, f"nb03_predictions_{scale}")"""),
 ]
 
