@@ -119,9 +119,11 @@ def reproduce(
             if progress:
                 print(f"[{i}/{len(notebooks)}] {nb.name} (scale={scale}) ...", flush=True)
             t0 = time.perf_counter()
+            parameters = {"scale": scale}
+            if "train_missing" in pm.inspect_notebook(str(nb)):  # only notebooks that train
+                parameters["train_missing"] = train_missing
             try:
-                pm.execute_notebook(str(nb), str(target), kernel_name=kernel_name,
-                                    parameters={"scale": scale, "train_missing": train_missing},
+                pm.execute_notebook(str(nb), str(target), kernel_name=kernel_name, parameters=parameters,
                                     cwd=str(nb.parent), progress_bar=False, execution_timeout=cell_timeout)
             except PapermillExecutionError as err:
                 source = (err.source or "").strip()

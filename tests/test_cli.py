@@ -108,7 +108,7 @@ def test_reproduce_runs_in_order_and_names_failing_notebook_and_cell(tmp_path, c
     assert "raise ValueError('boom in cell two')" in captured.err
     assert not (out_dir / "03_never.ipynb").exists()
     executed = nbformat.read(out_dir / "01_ok.ipynb", as_version=4)
-    assert executed.metadata.papermill.parameters == {"scale": "smoke", "train_missing": True}
+    assert executed.metadata.papermill.parameters == {"scale": "smoke"}
     printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert "scale is smoke" in printed
 

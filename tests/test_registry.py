@@ -147,3 +147,39 @@ def test_force_retrains(tmp_results, monkeypatch):
     second = _run(cfg, force=True)
     assert calls == [False]
     assert second.metrics["test"] == first.metrics["test"]  # same seed, same result
+
+
+def test_run_many_without_training_and_run_labelled(tmp_results, monkeypatch, capsys):
+    good = tiny_config(epochs=1)
+    _run(good)
+    missing = good.replace(seed=5)
+
+    def no_training(*a, **k):
+        raise AssertionError("train() called although train_missing=False")
+
+    monkeypatch.setattr(registry, "train", no_training)
+    runs = registry.run_many([missing, good], train_missing=False)
+    assert [r.run_id for r in runs] == [good.run_id]
+    assert f"{missing.run_id}" in capsys.readouterr().out
+    labelled = registry.run_labelled({"absent": missing, "present": good}, train_missing=False, progress=False)
+    assert list(labelled) == ["present"] and labelled["present"].run_id == good.run_id
+
+
+def test_binary_predictions_kept_when_asked(tmp_results, monkeypatch):
+    monkeypatch.setenv(registry.SAVE_PREDICTIONS_ENV, "1")
+    run = _run(tiny_config(epochs=1))
+    files = sorted((run.path / registry.PREDICTIONS_DIR).glob("*.png"))
+    assert len(files) == run.metrics["n_test"]
+    from abanet_lib.figures import saved_predictions
+
+    names = list(run.per_image["name"])
+    maps = saved_predictions(run, names)
+    assert maps is not None and set(np.unique(np.concatenate([m.ravel() for m in maps]))) <= {0.0, 1.0}
+    # stored maps are the thresholded native-size predictions the metrics were computed from
+    for name, m in zip(names, maps):
+        gt = next(r for r in REFS if r.name == name).load().mask.astype(bool)
+        assert m.shape == gt.shape
+        pred = m >= 0.5
+        union = (pred | gt).sum()
+        iou = (pred & gt).sum() / union if union else 1.0
+        assert iou == pytest.approx(run.per_image.set_index("name").loc[name, "iou"], abs=1e-6)
