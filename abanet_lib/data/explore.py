@@ -162,7 +162,8 @@ def plot_sample_grid(refs, n: int = 12, ncols: int = 6, overlay: bool = False, t
 
     chosen = subsample(refs, n, seed)
     nrows = max(1, int(np.ceil(len(chosen) / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.8 * ncols, 1.9 * nrows), squeeze=False)
+    # 1.5 in per photo keeps photo grids under 1 MB as PNG
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols, 1.6 * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, r in zip(axes.flat, chosen):
