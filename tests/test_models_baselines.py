@@ -132,6 +132,23 @@ def test_maskrcnn_training_loss_and_prediction():
     assert logits.shape == (2, 1, 64, 64) and torch.isfinite(logits).all()
 
 
+def test_maskrcnn_keeps_only_the_best_detection_with_the_same_result():
+    """box_detections_per_img=1 (the default here) predicts what the best of 100 predicts."""
+    torch.manual_seed(0)
+    small = dict(rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50, box_score_thresh=0.0)
+    one = create_model("maskrcnn", **small).eval()
+    many = create_model("maskrcnn", box_detections_per_img=100, **small).eval()
+    many.load_state_dict(one.state_dict())
+    assert one.net.roi_heads.detections_per_img == 1 and many.net.roi_heads.detections_per_img == 100
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        best_of_one = [d["boxes"][0] for d in one.net(list(images))]
+        best_of_many = [d["boxes"][0] for d in many.net(list(images))]
+        # same box; the mask head batches 1 vs 100 RoIs, so the logits agree to float rounding
+        assert all(torch.allclose(a, b, atol=1e-3) for a, b in zip(best_of_one, best_of_many))
+        assert torch.allclose(one(images), many(images), atol=1e-3)
+
+
 # --- Comparison models -----------------------------------------------------------------
 @pytest.mark.parametrize("name, n_outputs, encoder_param", [
     ("eunet", 5, "layer1.0.conv1.weight"),
