@@ -63,3 +63,17 @@ def test_notebook_is_clean_and_parameterised(path):
     assert "ABANET_SCALE" in "".join(tagged[0]["source"]), f"{path.name}: scale must default from ABANET_SCALE"
     assert nb["metadata"].get("kernelspec", {}).get("name") == "abanet", f"{path.name}: kernel must be 'abanet'"
     assert re.match(r"\d\d_[a-z0-9_]+\.ipynb$", path.name)
+
+
+def test_readme_scale_table_matches_the_scale_presets():
+    """The README's scale table states each preset's image size and epochs as configured."""
+    from abanet_lib.config import SCALES
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines()
+            if line.startswith("| `") and line.count("|") >= 4}
+    for name in ("reduced", "paper"):
+        scale = SCALES[name]
+        size = f"{scale.image_size}x{scale.image_size}"
+        assert size in rows[name], f"README scale row {name!r} should say {size}"
+    assert f"{SCALES['reduced'].epochs} epochs" in rows["reduced"]
