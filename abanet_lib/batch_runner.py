@@ -32,6 +32,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tarfile
@@ -534,23 +535,47 @@ def _run_workers(todo: list[PlannedRun], workers: int, work_dir: Path, deadline:
         p.start()
         procs.append(p)
     log(f"started {workers} workers ({threads} threads each), deadline in {deadline - time.time():.0f} s")
-    while any(p.is_alive() for p in procs):
-        if time.time() >= deadline:
-            busy = [p for p in procs if p.is_alive()]
-            log(f"budget reached: stopping {len(busy)} busy worker(s)")
-            for p in busy:
-                p.terminate()
-            for p in busy:
-                p.join(10)
-                if p.is_alive():
-                    p.kill()
-                    p.join(5)
-            break
-        time.sleep(0.5)
+    previous = _terminate_on_sigterm()
+    try:
+        while any(p.is_alive() for p in procs):
+            if time.time() >= deadline:
+                log(f"budget reached: stopping {sum(p.is_alive() for p in procs)} busy worker(s)")
+                break
+            time.sleep(0.5)
+    finally:
+        # Also on Ctrl-C or SIGTERM: a worker left running would go on training its run.
+        _stop_workers(procs)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     for p in procs:
         p.join(1)
-        if p.exitcode not in (0, None):
+        if p.exitcode not in (0, None, -signal.SIGTERM):
             log(f"worker pid {p.pid} exited with code {p.exitcode}")
+
+
+def _terminate_on_sigterm():
+    """Turn SIGTERM into SystemExit (so ``finally`` blocks stop the workers); returns the old
+    handler, or None outside the main thread (where handlers cannot be set)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _stop_workers(procs) -> None:
+    busy = [p for p in procs if p.is_alive()]
+    for p in busy:
+        p.terminate()
+    for p in busy:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+            p.join(5)
 
 
 def _write_combined_log(work_dir: Path, target: Path) -> None:

@@ -469,6 +469,33 @@ def forward_gflop(model: str, model_kwargs: tuple = ()) -> float:
     return counter.get_total_flops() / 1e9
 
 
+def estimate_run_seconds(cfg: RunConfig, gflops: float = CPU_GFLOPS,
+                         flop_table: dict | None = None) -> tuple[int, float]:
+    """FLOP-based estimate of one run (see :func:`budget`); returns ``(n_train, seconds)``."""
+    flops = flop_table or {}
+    n_eval_set = DATASET_IMAGES.get(cfg.eval_dataset, 220)
+    n_test = n_eval_set / cfg.n_folds if cfg.split == "groupkfold" else 0.1 * n_eval_set
+    n = sum(DATASET_IMAGES.get(d, 220) for d in cfg.train_datasets if d != cfg.eval_dataset)
+    if cfg.eval_dataset in cfg.train_datasets:
+        n += n_eval_set - n_test
+    n_val = n * cfg.val_fraction
+    n -= n_val
+    if cfg.max_train_images is not None:
+        n = min(n, cfg.max_train_images)
+    if cfg.model in flops:
+        f = flops[cfg.model]
+    elif cfg.model in FORWARD_GFLOP_AT_64 and not cfg.model_kwargs:
+        f = FORWARD_GFLOP_AT_64[cfg.model]
+    elif cfg.model == "abanet":
+        f = FORWARD_GFLOP_AT_64["abanet"]  # the variants differ by a few percent
+    else:
+        f = forward_gflop(cfg.model, cfg.model_kwargs)
+    f *= (cfg.image_size / 64) ** 2
+    trainable = cfg.model != "grabcut"
+    total = (3 * f * cfg.epochs * n + f * cfg.epochs * n_val if trainable else 0.0) + f * n_test
+    return int(n), round(total / gflops, 1)
+
+
 def budget(table: str, scale: Scale | str | None = None, rows=None, gflops: float = CPU_GFLOPS,
            flop_table: dict | None = None):
     """Rough time estimate (seconds) of the runs of ``table`` at ``scale`` on a given compute rate.
@@ -489,31 +516,11 @@ def budget(table: str, scale: Scale | str | None = None, rows=None, gflops: floa
     import pandas as pd
 
     scale = scale if isinstance(scale, Scale) else get_scale(scale)
-    flops = dict(flop_table or {})
     records = []
     for cfg in experiments(table, scale, rows=rows):
-        n_eval_set = DATASET_IMAGES.get(cfg.eval_dataset, 220)
-        n_test = n_eval_set / cfg.n_folds if cfg.split == "groupkfold" else 0.1 * n_eval_set
-        n = sum(DATASET_IMAGES.get(d, 220) for d in cfg.train_datasets if d != cfg.eval_dataset)
-        if cfg.eval_dataset in cfg.train_datasets:
-            n += n_eval_set - n_test
-        n_val = n * cfg.val_fraction
-        n -= n_val
-        if cfg.max_train_images is not None:
-            n = min(n, cfg.max_train_images)
-        if cfg.model in flops:
-            f = flops[cfg.model]
-        elif cfg.model in FORWARD_GFLOP_AT_64 and not cfg.model_kwargs:
-            f = FORWARD_GFLOP_AT_64[cfg.model]
-        elif cfg.model == "abanet":
-            f = FORWARD_GFLOP_AT_64["abanet"]  # the variants differ by a few percent
-        else:
-            f = forward_gflop(cfg.model, cfg.model_kwargs)
-        f *= (cfg.image_size / 64) ** 2
-        trainable = cfg.model != "grabcut"
-        total = (3 * f * cfg.epochs * n + f * cfg.epochs * n_val if trainable else 0.0) + f * n_test
+        n_train, seconds = estimate_run_seconds(cfg, gflops, flop_table)
         records.append({"run_id": cfg.run_id, "model": cfg.model, "image_size": cfg.image_size,
-                        "n_train": int(n), "seconds": round(total / gflops, 1)})
+                        "n_train": n_train, "seconds": seconds})
     frame = pd.DataFrame(records)
     frame.attrs["total_s"] = float(frame["seconds"].sum()) if len(frame) else 0.0
     return frame

@@ -13,10 +13,12 @@ Checkpoints stay in the git-ignored cache (``cache_dir()/checkpoints/<run_id>/``
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -180,8 +182,68 @@ def run_or_load(
     folder = run_dir(cfg)
     if not force and is_complete(cfg):
         return load_run(cfg.run_id)
-    start = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
+    with training_lock(folder, cfg.run_id):
+        if not force and is_complete(cfg):  # finished by another process while we waited
+            return load_run(cfg.run_id)
+        return _train_and_evaluate(cfg, folder, force, progress, model, criterion, data, test_refs,
+                                   max_batches, callbacks, accumulator_factory)
+
+
+class RunBusyError(RuntimeError):
+    """Another live process is training this run into the same folder."""
+
+
+#: Lock file inside a run folder while a process trains it (removed when it ends).
+LOCK_FILE = ".training.lock"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def training_lock(folder: Path, run_id: str):
+    """Hold ``folder/.training.lock`` while training: two processes training one run would
+    interleave their checkpoints and history. A lock left by a dead process (same host) is
+    taken over; one held by a live process raises :class:`RunBusyError`."""
+    lock = Path(folder) / LOCK_FILE
+    host = socket.gethostname()
+    for _attempt in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid_text, lock_host = (lock.read_text().split() + ["", ""])[:2]
+                pid = int(pid_text)
+            except (OSError, ValueError):
+                pid, lock_host = -1, host
+            if lock_host == host and (pid <= 0 or not _process_alive(pid)):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            raise RunBusyError(f"run {run_id} is being trained by process {pid} on {lock_host} "
+                               f"(lock file {lock}); wait for it, or delete the lock if that process "
+                               "is gone") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{os.getpid()} {host} {time.time():.0f}\n")
+        break
+    else:
+        raise RunBusyError(f"run {run_id}: could not take the lock {lock}")
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _train_and_evaluate(cfg, folder, force, progress, model, criterion, data, test_refs, max_batches,
+                        callbacks, accumulator_factory) -> Run:
+    start = time.perf_counter()
     (folder / METRICS_FILE).unlink(missing_ok=True)
     if force:
         shutil.rmtree(checkpoint_dir(cfg), ignore_errors=True)

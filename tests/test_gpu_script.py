@@ -206,6 +206,41 @@ def slow_run(cfg):  # used by test_budget_stops_starting_runs in a worker proces
     time.sleep(60)
 
 
+def test_sigterm_to_the_runner_stops_its_workers(tmp_path):
+    """Killing the batch runner must not leave a worker training on (it would race the next one)."""
+    import signal
+
+    work = tmp_path / "work"
+    cmd = [sys.executable, "-m", "abanet_lib.batch_runner", "--scale", "smoke", "--tables", "table5",
+           "--max-runs", "1", "--budget-s", "300", "--out", str(tmp_path / "out"), "--work-dir", str(work),
+           "--runner", "test_gpu_script:slow_run", "--no-prepare", "--threads", "1"]
+    proc = subprocess.Popen(cmd, env=_runner_env(tmp_path), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        locks = []
+        while time.time() < deadline and not locks:
+            locks = list((work / "locks").glob("*")) if (work / "locks").is_dir() else []
+            time.sleep(0.2)
+        assert locks, "the worker never started its run"
+        worker_pid = int(locks[0].read_text().split("pid")[1].split()[0])
+        os.kill(worker_pid, 0)  # alive while it runs
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    for _ in range(50):
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(worker_pid, signal.SIGKILL)
+        pytest.fail(f"worker {worker_pid} outlived the runner")
+    assert (tmp_path / "out" / "summary.json").is_file()  # the parent still wrote its summary
+
+
 def test_merge_refuses_unsafe_members(tmp_path):
     evil = tmp_path / "evil.tar.gz"
     payload = tmp_path / "p.json"

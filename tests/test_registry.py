@@ -183,3 +183,25 @@ def test_binary_predictions_kept_when_asked(tmp_results, monkeypatch):
         union = (pred | gt).sum()
         iou = (pred & gt).sum() / union if union else 1.0
         assert iou == pytest.approx(run.per_image.set_index("name").loc[name, "iou"], abs=1e-6)
+
+
+def test_a_run_being_trained_by_a_live_process_is_refused(tmp_results):
+    import socket
+    import subprocess
+    import sys
+
+    cfg = tiny_config(epochs=1)
+    folder = registry.run_dir(cfg)
+    folder.mkdir(parents=True)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (folder / registry.LOCK_FILE).write_text(f"{live.pid} {socket.gethostname()} 0\n")
+        with pytest.raises(registry.RunBusyError, match=rf"{cfg.run_id} is being trained by process {live.pid}"):
+            _run(cfg)
+        assert not (folder / "metrics.json").exists()
+    finally:
+        live.kill()
+        live.wait()
+    # the holder is gone now: its stale lock is taken over, the run trains, the lock is removed
+    run = _run(cfg)
+    assert run.metrics["epochs_run"] == 1 and not (folder / registry.LOCK_FILE).exists()
