@@ -271,7 +271,7 @@ def _cmd_results_readme(args) -> int:
         print("error: 'results-readme' is not available (abanet_lib.tables.write_results_readme is missing)",
               file=sys.stderr)
         return 2
-    out = tables.write_results_readme()
+    out = tables.write_results_readme(cost=True)
     if out is not None:
         print(f"wrote {out}")
     return 0

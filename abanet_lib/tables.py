@@ -627,7 +627,7 @@ def _pick_scale(folder: Path) -> str | None:
 
 
 def write_results_readme(scale: str | None = None, folder: Path | None = None,
-                         readme: Path | None = None) -> Path:
+                         readme: Path | None = None, cost: bool = False) -> Path:
     """Write ``results/README.md`` from the written tables and update README.md's results block.
 
     Args:
@@ -635,6 +635,8 @@ def write_results_readme(scale: str | None = None, folder: Path | None = None,
         folder: tables folder (default ``results/tables``).
         readme: the project README whose block between ``<!-- results:start -->`` and
             ``<!-- results:end -->`` is replaced (only when both markers exist).
+        cost: also write ``results/cost_<scale>.md`` (:mod:`abanet_lib.cost`: runs done, CPU-hours
+            measured and left) and quote its summary line.
 
     Returns:
         Path of ``results/README.md``.
@@ -657,6 +659,13 @@ def write_results_readme(scale: str | None = None, folder: Path | None = None,
         short.append(f"- **{spec.title}** ([table](results/tables/{name}.md)): " + " ".join(sentences[:3]))
     if not short:
         lines.append("No tables written yet: run the notebooks (or `make reproduce`).")
+    if cost:
+        from abanet_lib import cost as cost_module
+
+        report = cost_module.write_cost_report(scale, folder=folder.parent)
+        headline = next(line for line in report.read_text().splitlines() if line.startswith("**"))
+        lines += ["## Cost of the experiment list", "", f"{headline} Per model: [`{report.name}`]({report.name}).", ""]
+        short.append(f"- **Cost** ([per model](results/{report.name})): {headline}")
     out = folder.parent / "README.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")

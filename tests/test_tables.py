@@ -266,3 +266,20 @@ def test_fps_is_measured_once_per_architecture(monkeypatch):
     assert len(fps) == len(runs) == 10
     assert sorted(built) == ["abanet", "grabcut", "maskrcnn", "unet_din", "unet_geng"]
     assert fps[rows[1].configs[1].run_id] == {"fps": 100.0}
+
+
+def test_results_readme_quotes_the_cost_report(tmp_path, monkeypatch):
+    from abanet_lib import cost
+
+    tables = tmp_path / "results" / "tables"
+    tables.mkdir(parents=True)
+    frame = pd.DataFrame({"run_id": ["x", "y"], "model": ["abanet", "grabcut"], "tables": ["table5", "table4"],
+                          "fold": [0, 0], "status": ["done (cpu)", "missing"], "cpu_seconds": [7200.0, 1.0],
+                          "basis": ["measured", "same model"]})
+    monkeypatch.setattr(cost, "cost_table", lambda scale: frame)
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
+    out = T.write_results_readme("reduced", folder=tables, readme=readme, cost=True)
+    assert "1 of 2 runs done; whole list about 2.0 CPU-hours (2.0 h measured), 0.0 h left" in out.read_text()
+    assert (tmp_path / "results" / "cost_reduced.md").is_file()
+    assert "[per model](results/cost_reduced.md)" in readme.read_text()
