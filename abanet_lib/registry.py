@@ -215,26 +215,31 @@ def training_lock(folder: Path, run_id: str):
     taken over; one held by a live process raises :class:`RunBusyError`."""
     lock = Path(folder) / LOCK_FILE
     host = socket.gethostname()
-    for _attempt in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
+    # Written in full under a private name, then hard-linked into place (fails if the lock
+    # exists): a reader never sees an empty lock and mistakes it for a stale one.
+    mine = lock.with_name(f"{LOCK_FILE}.{os.getpid()}")
+    mine.write_text(f"{os.getpid()} {host} {time.time():.0f}\n")
+    try:
+        for _attempt in range(2):
             try:
-                pid_text, lock_host = (lock.read_text().split() + ["", ""])[:2]
-                pid = int(pid_text)
-            except (OSError, ValueError):
-                pid, lock_host = -1, host
-            if lock_host == host and (pid <= 0 or not _process_alive(pid)):
-                lock.unlink(missing_ok=True)  # stale: its process is gone
-                continue
-            raise RunBusyError(f"run {run_id} is being trained by process {pid} on {lock_host} "
-                               f"(lock file {lock}); wait for it, or delete the lock if that process "
-                               "is gone") from None
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"{os.getpid()} {host} {time.time():.0f}\n")
-        break
-    else:
-        raise RunBusyError(f"run {run_id}: could not take the lock {lock}")
+                os.link(mine, lock)
+            except FileExistsError:
+                try:
+                    pid_text, lock_host = (lock.read_text().split() + ["", ""])[:2]
+                    pid = int(pid_text)
+                except (OSError, ValueError):
+                    pid, lock_host = -1, host
+                if lock_host == host and (pid <= 0 or not _process_alive(pid)):
+                    lock.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                raise RunBusyError(f"run {run_id} is being trained by process {pid} on {lock_host} "
+                                   f"(lock file {lock}); wait for it, or delete the lock if that "
+                                   "process is gone") from None
+            break
+        else:
+            raise RunBusyError(f"run {run_id}: could not take the lock {lock}")
+    finally:
+        mine.unlink(missing_ok=True)
     try:
         yield lock
     finally:

@@ -205,3 +205,4 @@ def test_a_run_being_trained_by_a_live_process_is_refused(tmp_results):
     # the holder is gone now: its stale lock is taken over, the run trains, the lock is removed
     run = _run(cfg)
     assert run.metrics["epochs_run"] == 1 and not (folder / registry.LOCK_FILE).exists()
+    assert not list(folder.glob(registry.LOCK_FILE + "*"))  # no private lock copies left behind
