@@ -197,8 +197,9 @@ def read_statuses(work_dir: Path) -> dict[str, dict]:
 
 
 def duration_key(cfg: RunConfig) -> str:
-    """Runs with the same key take about the same time."""
-    return f"{cfg.model}|{cfg.model_kwargs}|{cfg.image_size}|{cfg.epochs}|{cfg.batch_size}"
+    """Runs with the same key take about the same time (same network, input, schedule and training data)."""
+    return (f"{cfg.model}|{cfg.model_kwargs}|{cfg.image_size}|{cfg.epochs}|{cfg.batch_size}|"
+            f"{'+'.join(cfg.train_datasets)}|{cfg.max_train_images}")
 
 
 def estimate_seconds(cfg: RunConfig, statuses: dict[str, dict]) -> float:

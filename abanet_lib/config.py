@@ -178,6 +178,9 @@ class Scale:
         max_eval_images: cap on validation and test images each (``None`` = all).
         folds: test folds run for the main rows (mean +- std over them).
         ablation_folds: test folds run for ablation rows (cheaper).
+        comparison_folds: test folds of the secondary rows: the 16 smp architecture/encoder
+            rows of Tables 2-3 and notebook 13's synthetic-data runs. The models the paper
+            is about (ABANet, BASNet, EU-Net, DAD, EINet) keep ``folds``.
         trials: seeds/splits for Table 4 (the paper used five).
         eval_dataset: data set the test split comes from.
         split: split scheme (see :class:`RunConfig`).
@@ -193,6 +196,7 @@ class Scale:
     max_eval_images: int | None
     folds: tuple
     ablation_folds: tuple
+    comparison_folds: tuple
     trials: int
     eval_dataset: str
     split: str
@@ -221,20 +225,20 @@ class Scale:
 SCALES: dict[str, Scale] = {
     "smoke": Scale(
         name="smoke", image_size=64, epochs=1, batch_size=4, max_train_images=16, max_eval_images=8,
-        folds=(0,), ablation_folds=(0,), trials=2, eval_dataset="mfsd-sample",
+        folds=(0,), ablation_folds=(0,), comparison_folds=(0,), trials=2, eval_dataset="mfsd-sample",
         split="groupkfold", n_folds=5, pretrained=False,
         description="smoke: 64x64, 1 epoch, 16 training images; checks the plumbing, numbers mean nothing",
     ),
     "reduced": Scale(
         name="reduced", image_size=64, epochs=15, batch_size=8, max_train_images=None, max_eval_images=None,
-        folds=(0, 1, 2), ablation_folds=(0,), trials=5, eval_dataset="mfsd-sample",
+        folds=(0, 1, 2), ablation_folds=(0,), comparison_folds=(0,), trials=5, eval_dataset="mfsd-sample",
         split="groupkfold", n_folds=5, pretrained=False,
         description=("reduced: mfsd-sample (220 real MFSD crops), identity-disjoint 5-fold split, "
                      "64x64, 15 epochs, batch 8, from scratch (no ImageNet weights offline)"),
     ),
     "paper": Scale(
         name="paper", image_size=256, epochs=100, batch_size=8, max_train_images=None, max_eval_images=None,
-        folds=(0,), ablation_folds=(0,), trials=5, eval_dataset="mfsd",
+        folds=(0,), ablation_folds=(0,), comparison_folds=(0,), trials=5, eval_dataset="mfsd",
         split="paper", n_folds=5, pretrained=True,
         description="paper: full MFSD 8500/2500/1758, 256x256, batch 8, Adam 1e-4, ImageNet encoders (GPU)",
     ),

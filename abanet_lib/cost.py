@@ -24,6 +24,9 @@ import pandas as pd
 from abanet_lib import paths
 from abanet_lib.config import Scale, get_scale
 
+#: The reduced list's target: every table in at most this many CPU-hours on a 2-core machine.
+BUDGET_CPU_HOURS = 8.0
+
 #: How each cost was obtained, best first.
 BASES = ("measured", "same config", "same model", "FLOP estimate")
 
@@ -104,6 +107,16 @@ def summary(frame: pd.DataFrame) -> dict:
             "flop_estimated_runs": int((frame["basis"] == BASES[3]).sum())}
 
 
+def headline(totals: dict, budget_hours: float = BUDGET_CPU_HOURS) -> str:
+    """One Markdown sentence from :func:`summary`: runs done, CPU-hours, and the budget verdict."""
+    total = totals["total_cpu_hours"]
+    verdict = (f"within the {budget_hours:g} CPU-hour budget" if total <= budget_hours
+               else f"{total - budget_hours:.2f} h over the {budget_hours:g} CPU-hour budget")
+    return (f"**{totals['done']} of {totals['runs']} runs done; whole list about {total} CPU-hours "
+            f"({totals['measured_cpu_hours']} h measured), {totals['remaining_cpu_hours']} h left; "
+            f"{verdict}** ({totals['flop_estimated_runs']} runs priced by the FLOP estimate only).")
+
+
 def write_cost_report(scale: Scale | str | None = None, folder: Path | None = None,
                       frame: pd.DataFrame | None = None) -> Path:
     """Write ``results/cost_<scale>.csv`` and ``.md`` (per model, then totals); returns the .md path."""
@@ -128,10 +141,7 @@ def write_cost_report(scale: Scale | str | None = None, folder: Path | None = No
              f"{info.get('torch_version', '?')}. Cost of a run = its epoch times plus its test evaluation "
              "(measured on CPU runs); missing and GPU-trained runs take the median of measured CPU runs "
              "of the same configuration, else of the same model, else the FLOP estimate.", "",
-             f"**{totals['done']} of {totals['runs']} runs done; whole list about "
-             f"{totals['total_cpu_hours']} CPU-hours ({totals['measured_cpu_hours']} h measured), "
-             f"{totals['remaining_cpu_hours']} h left** ({totals['flop_estimated_runs']} runs priced by "
-             "the FLOP estimate only).", "",
+             headline(totals), "",
              "| model | runs | done | median min/run | total h | basis |", "|---|---|---|---|---|---|"]
     for model, row in per_model.iterrows():
         lines.append(f"| {model} | {row.runs} | {int(row.done)} | {row.median_min:.1f} | {row.total_h:.2f} | {row.basis} |")

@@ -7,9 +7,13 @@ once by :func:`abanet_lib.registry.run_or_load`.
 
 Choices made here (also written into the table captions by :mod:`abanet_lib.tables`):
 
-* Main rows (Tables 2, 3, synthetic) run on ``scale.folds``; ablations (Tables 5-9, Figure 7,
-  released-vs-paper) on ``scale.ablation_folds``; the seed stays 0 so the fold-f ABANet run is
-  one config everywhere. Table 4 follows the paper's protocol: ``scale.trials`` trials, trial
+* Main rows (ABANet, BASNet, EU-Net, DAD, EINet in Tables 2-3) run on ``scale.folds``; the
+  16 smp architecture/encoder rows of Tables 2-3 and notebook 13's synthetic-data rows on
+  ``scale.comparison_folds``; ablations (Tables 5-9, Figure 7, released-vs-paper) on
+  ``scale.ablation_folds``. At reduced scale that is 3 / 1 / 1 folds: measured on this CPU, 3
+  folds everywhere cost about 15 CPU-hours, over the 8-hour budget (``results/cost_reduced.md``);
+  ``notebook_scale(folds=...)`` runs every row on the folds given. The seed stays 0 so the
+  fold-f ABANet run is one config everywhere. Table 4 follows the paper's protocol: ``scale.trials`` trials, trial
   ``i`` with ``seed=i`` and ``fold=i % n_folds`` (new weights *and* a new split each time).
 * ABANet variants drop keyword arguments equal to the defaults (:data:`ABANET_DEFAULTS`), so the
   "gates at 4,5,6" row of Table 6 *is* the canonical ABANet config.
@@ -197,8 +201,9 @@ _TABLE2_SMP = [
 
 
 def _table2_specs() -> list[tuple[str, Callable[[RunConfig], RunConfig], str]]:
-    specs = [(f"{paper} / {backbone}", _smp(arch, enc), "") for paper, arch, backbone, enc in _TABLE2_SMP]
-    specs += [
+    specs = [(f"{paper} / {backbone}", _smp(arch, enc), "", "comparison")
+             for paper, arch, backbone, enc in _TABLE2_SMP]
+    specs += [(*spec, "folds") for spec in [
         ("EINet / ResNet50", _named("einet"),
          "stand-in: EINet's architecture is not published (ResNet-50 edge-guided decoder)"),
         ("EU-Net / ResNet-34", _named("eunet"), ""),
@@ -206,23 +211,24 @@ def _table2_specs() -> list[tuple[str, Callable[[RunConfig], RunConfig], str]]:
         # BASNet keeps its own hybrid loss (BCE + SSIM + IoU); the other rows use ABANet's.
         ("BASNet", lambda b: b.with_model("basnet").replace(loss=BASNET_LOSS), "BCE + SSIM + IoU (its own loss)"),
         (ABANET_ROW, _abanet(), ""),
-    ]
+    ]]
     return specs
 
 
 def _row_specs(table: str, scale: Scale):
     """(label, make, note, paper_row, paper_table, per) for every row of ``table``.
 
-    ``per`` is "folds", "ablation" or "trials": which runs make up the row.
+    ``per`` is "folds", "comparison", "ablation", "trials" or "seeds": which runs make up the
+    row (see :func:`_folds_for`).
     """
     if table == "table2":
-        return [(label, make, note, label, "table2", "folds") for label, make, note in _table2_specs()]
+        return [(label, make, note, label, "table2", per) for label, make, note, per in _table2_specs()]
     if table == "table3":
         from abanet_lib.paper_numbers import TABLE3
 
         wanted = set(TABLE3.index)
-        return [(label, make, note, label, "table3", "folds")
-                for label, make, note in _table2_specs() if label in wanted]
+        return [(label, make, note, label, "table3", per)
+                for label, make, note, per in _table2_specs() if label in wanted]
     if table == "table4":
         rows = [
             ("Din et al. (U-Net)", _named("unet_din"), "stand-in U-Net (Din et al.'s net is unpublished)"),
@@ -291,11 +297,11 @@ def _row_specs(table: str, scale: Scale):
     if table == "synthetic":
         return [
             ("train mfsd-sample (ABANet)", _abanet(), "test: mfsd-sample test fold",
-             ABANET_ROW, "table2", "folds"),
+             ABANET_ROW, "table2", "comparison"),
             ("train maskedfacenet-seg500", _train_on((MASKEDFACENET,), MASKEDFACENET, "given"),
              "own test: maskedfacenet testing folder; seed i for the i-th fold", None, None, "seeds"),
             ("train both", _train_on((MFSD_SAMPLE, MASKEDFACENET), MFSD_SAMPLE, None),
-             "own test: mfsd-sample test fold", None, None, "folds"),
+             "own test: mfsd-sample test fold", None, None, "comparison"),
         ]
     raise ValueError(f"experiments: unknown table {table!r}; expected one of {', '.join(TABLES)}")
 
@@ -332,12 +338,14 @@ def _folds_for(per: str, scale: Scale) -> list[dict]:
     """The (fold, seed) pairs of one row."""
     if per == "folds":
         return [{"fold": f, "seed": 0} for f in scale.folds]
+    if per == "comparison":
+        return [{"fold": f, "seed": 0} for f in scale.comparison_folds]
     if per == "ablation":
         return [{"fold": f, "seed": 0} for f in scale.ablation_folds]
     if per == "trials":
         return [{"fold": i % scale.n_folds, "seed": i} for i in range(scale.trials)]
     if per == "seeds":  # own split is fixed ("given"): vary the seed; the fold picks the MFSD
-        return [{"fold": f, "seed": i} for i, f in enumerate(scale.folds)]  # cross-test fold
+        return [{"fold": f, "seed": i} for i, f in enumerate(scale.comparison_folds)]  # cross-test fold
     raise AssertionError(per)
 
 
@@ -421,7 +429,7 @@ def notebook_scale(scale: str | Scale | None = None, folds: Sequence[int] | None
 
     Args:
         scale: scale name or object (``None``: ``ABANET_SCALE``).
-        folds: override of the main-row and ablation folds (``None`` keeps the scale's).
+        folds: override of the main-row, comparison and ablation folds (``None`` keeps the scale's).
         data_root: where data sets live; sets ``ABANET_DATA`` for this process when given.
     """
     import os
@@ -432,7 +440,7 @@ def notebook_scale(scale: str | Scale | None = None, folds: Sequence[int] | None
         bad = [f for f in folds if not 0 <= f < resolved.n_folds]
         if bad:
             raise ValueError(f"folds {bad} out of range: the {resolved.name} scale has {resolved.n_folds} folds")
-        resolved = dataclasses.replace(resolved, folds=folds, ablation_folds=folds)
+        resolved = dataclasses.replace(resolved, folds=folds, ablation_folds=folds, comparison_folds=folds)
     if data_root:
         os.environ["ABANET_DATA"] = str(data_root)
     return resolved

@@ -662,8 +662,9 @@ def write_results_readme(scale: str | None = None, folder: Path | None = None,
     if cost:
         from abanet_lib import cost as cost_module
 
-        report = cost_module.write_cost_report(scale, folder=folder.parent)
-        headline = next(line for line in report.read_text().splitlines() if line.startswith("**"))
+        frame = cost_module.cost_table(scale)
+        report = cost_module.write_cost_report(scale, folder=folder.parent, frame=frame)
+        headline = cost_module.headline(cost_module.summary(frame))
         lines += ["## Cost of the experiment list", "", f"{headline} Per model: [`{report.name}`]({report.name}).", ""]
         short.append(f"- **Cost** ([per model](results/{report.name})): {headline}")
     out = folder.parent / "README.md"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -236,7 +237,14 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    write(tmp)
+    try:
+        write(tmp)
+    except (OSError, RuntimeError) as err:
+        tmp.unlink(missing_ok=True)  # a partial file only eats the space that is short
+        free = shutil.disk_usage(path.parent).free
+        # torch.save reports a full disk as "unexpected pos ..." (a RuntimeError), PIL as a bare OSError
+        raise OSError(f"could not write {path}: {err} ({free / 2**30:.2f} GiB free on that disk; "
+                      f"an ABANet run needs about 1.5 GiB for its checkpoints while it trains)") from err
     os.replace(tmp, path)
 
 

@@ -54,3 +54,10 @@ def test_cost_report_is_written(tmp_path):
     text = out.read_text()
     assert "1 of 2 runs done" in text and "| abanet | 1 | 1 | 60.0 | 1.00 | measured |" in text
     assert (tmp_path / "cost_smoke.csv").is_file()
+
+
+def test_headline_gives_the_budget_verdict():
+    totals = {"runs": 3, "done": 1, "total_cpu_hours": 9.5, "measured_cpu_hours": 1.0,
+              "remaining_cpu_hours": 8.0, "flop_estimated_runs": 0}
+    assert "1.50 h over the 8 CPU-hour budget" in cost.headline(totals)
+    assert "within the 10 CPU-hour budget" in cost.headline(totals, budget_hours=10)

@@ -1,6 +1,8 @@
 """Experiment lists of the reproduction: sizes, shared rows, dedup, smoke subsets."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from abanet_lib import experiments as E
@@ -29,8 +31,11 @@ def test_table2_has_every_paper_row_with_the_papers_encoders():
     assert [t2[k].configs[0].model for k in ("EINet / ResNet50", "EU-Net / ResNet-34", "DAD / ResNet50",
                                              "BASNet", "ABANet (ours)")] == ["einet", "eunet", "dad", "basnet", "abanet"]
     scale = get_scale("reduced")
-    for row in t2.values():  # main rows: one run per fold, seed 0
-        assert [c.fold for c in row.configs] == list(scale.folds)
+    smp_rows = {label for label in t2 if t2[label].configs[0].model.startswith("smp:")}
+    assert len(smp_rows) == 16 and scale.comparison_folds == (0,) and scale.folds == (0, 1, 2)
+    for label, row in t2.items():  # paper's models on every fold, smp rows on the comparison folds; seed 0
+        wanted = scale.comparison_folds if label in smp_rows else scale.folds
+        assert [c.fold for c in row.configs] == list(wanted), label
         assert {c.seed for c in row.configs} == {0}
         assert all(c.image_size == scale.image_size and c.epochs == scale.epochs and not c.pretrained
                    for c in row.configs)
@@ -103,16 +108,24 @@ def test_synthetic_rows_train_and_test_where_stated():
         (("mfsd-sample", "maskedfacenet-seg500"), "mfsd-sample", "groupkfold"),
     ]
     # given split: the seed varies; the fold names the MFSD fold the run is cross-tested on
-    assert [(c.seed, c.fold) for c in syn[1].configs] == [(0, 0), (1, 1), (2, 2)]
+    assert [(c.seed, c.fold) for c in syn[1].configs] == [(0, 0)]
+    # every row of the notebook on the comparison folds; asking for folds gives seed i on fold i
+    syn3 = list(rows("synthetic", E.notebook_scale("reduced", folds=[0, 1, 2])).values())
+    assert [(c.seed, c.fold) for c in syn3[1].configs] == [(0, 0), (1, 1), (2, 2)]
+    assert all([c.fold for c in r.configs] == [0, 1, 2] for r in syn3)
 
 
 def test_all_experiments_dedup_and_counts(all_buildable):
     cfgs = E.all_experiments("reduced")
     ids = [c.run_id for c in cfgs]
     assert len(ids) == len(set(ids))
-    # table2: 21 rows x 3 folds; table4: 4 new rows x 5 trials + 4 new ABANet trials;
-    # table5 3, table6 2, table7 2, table8 3, table9 3, fig7 4, released 3, synthetic 3 + 3.
-    assert len(cfgs) == 63 + 24 + 3 + 2 + 2 + 3 + 3 + 4 + 3 + 6
+    # table2: 16 smp rows x 1 comparison fold + 5 rows x 3 folds; table4: 4 new rows x 5 trials
+    # + 4 new ABANet trials; table5 3, table6 2, table7 2, table8 3, table9 3, fig7 4, released 3,
+    # synthetic 2 (its ABANet row is Table 2's fold 0).
+    assert len(cfgs) == 16 + 15 + 24 + 3 + 2 + 2 + 3 + 3 + 4 + 3 + 2
+    # every row on three folds: the list of the previous sessions (113 runs)
+    three = dataclasses.replace(get_scale("reduced"), comparison_folds=(0, 1, 2))
+    assert len(E.all_experiments(three)) == 63 + 24 + 3 + 2 + 2 + 3 + 3 + 4 + 3 + 6
     assert cfgs[0].model == "smp:Unet:efficientnet-b7"
     assert sum(c == E.canonical_abanet(get_scale("reduced")) for c in cfgs) == 1
 
@@ -159,7 +172,7 @@ def test_abanet_config_drops_defaults_and_device_is_not_hashed(all_buildable):
 def test_notebook_scale_overrides_folds(monkeypatch, tmp_path):
     monkeypatch.delenv("ABANET_DATA", raising=False)
     s = E.notebook_scale("reduced", folds=[1, 2], data_root=str(tmp_path))
-    assert s.folds == (1, 2) and s.ablation_folds == (1, 2) and s.image_size == get_scale("reduced").image_size
+    assert s.folds == s.ablation_folds == s.comparison_folds == (1, 2) and s.image_size == get_scale("reduced").image_size
     import os
 
     assert os.environ["ABANET_DATA"] == str(tmp_path)

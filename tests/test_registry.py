@@ -76,6 +76,9 @@ def test_run_or_load_writes_folder_and_skips_finished_runs(tmp_results, monkeypa
     assert prov["scale"] == "smoke" and prov["device"]["device"] == "cpu" and prov["threads"] >= 1
     assert set(prov["packages"]) >= {"torch", "numpy"} and "date_utc" in prov
     assert registry.is_complete(cfg)
+    # a complete run keeps best.pt only: the resume state (weights + optimizer) is dropped
+    ckpt = registry.checkpoint_dir(cfg)
+    assert (ckpt / "best.pt").is_file() and not (ckpt / "last.pt").exists()
 
     def no_training(*a, **k):
         raise AssertionError("train() called for a finished run")
@@ -206,3 +209,27 @@ def test_a_run_being_trained_by_a_live_process_is_refused(tmp_results):
     run = _run(cfg)
     assert run.metrics["epochs_run"] == 1 and not (folder / registry.LOCK_FILE).exists()
     assert not list(folder.glob(registry.LOCK_FILE + "*"))  # no private lock copies left behind
+
+
+def test_resume_state_kept_when_asked(tmp_results, monkeypatch):
+    monkeypatch.setenv(registry.KEEP_RESUME_STATE_ENV, "1")
+    cfg = tiny_config(epochs=1)
+    _run(cfg)
+    last = registry.checkpoint_dir(cfg) / "last.pt"
+    assert torch.load(last, weights_only=False)["epoch"] == 1
+    monkeypatch.delenv(registry.KEEP_RESUME_STATE_ENV)
+    assert registry.drop_resume_state(cfg) and not last.exists()
+    assert not registry.drop_resume_state(cfg)  # nothing left to drop
+
+
+def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch):
+    from abanet_lib import train as train_mod
+
+    def fill_disk(tmp):
+        tmp.write_bytes(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 755315456 vs 755315344")
+
+    target = tmp_path / "ckpt" / "last.pt"
+    with pytest.raises(OSError, match=r"could not write .*last\.pt: .*unexpected pos.*GiB free"):
+        train_mod.atomic_write(target, fill_disk)
+    assert list(target.parent.iterdir()) == []  # neither the target nor the partial temporary file

@@ -280,6 +280,7 @@ def test_results_readme_quotes_the_cost_report(tmp_path, monkeypatch):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
     out = T.write_results_readme("reduced", folder=tables, readme=readme, cost=True)
-    assert "1 of 2 runs done; whole list about 2.0 CPU-hours (2.0 h measured), 0.0 h left" in out.read_text()
+    assert ("1 of 2 runs done; whole list about 2.0 CPU-hours (2.0 h measured), 0.0 h left; "
+            "within the 8 CPU-hour budget") in out.read_text()
     assert (tmp_path / "results" / "cost_reduced.md").is_file()
     assert "[per model](results/cost_reduced.md)" in readme.read_text()
