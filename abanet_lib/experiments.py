@@ -232,7 +232,8 @@ def _row_specs(table: str, scale: Scale):
     if table == "table4":
         rows = [
             ("Din et al. (U-Net)", _named("unet_din"), "stand-in U-Net (Din et al.'s net is unpublished)"),
-            ("Zhang et al. (GrabCut)", _named("grabcut"), "GrabCut, no training"),
+            ("Zhang et al. (GrabCut)", _named("grabcut", rect_fraction="fit"),
+             "GrabCut, no training; rectangle fitted on the training masks (models/grabcut.py)"),
             ("Geng et al. (U-Net)", _named("unet_geng"), "stand-in plain U-Net (unpublished)"),
             # One instance per crop: 64 sampled RoIs instead of COCO's 512 (see models/maskrcnn.py).
             ("Sola & Gera (Mask R-CNN)", _named("maskrcnn", box_batch_size_per_image=64),
@@ -472,6 +473,8 @@ def forward_gflop(model: str, model_kwargs: tuple = ()) -> float:
     from abanet_lib.models import create_model
 
     net = create_model(model, **RunConfig().with_model(model, **dict(model_kwargs)).model_kwargs_dict).eval()
+    if getattr(net, "needs_fit", False):  # needs training data before a forward pass (GrabCut "fit")
+        return FORWARD_GFLOP_AT_64.get(model, 0.0)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         net(torch.zeros(1, 3, 64, 64))
     return counter.get_total_flops() / 1e9

@@ -311,6 +311,8 @@ def _train_and_evaluate(cfg, folder, force, progress, model, criterion, data, te
         "eval_seconds": eval_seconds,
         "precision": result.precision,
         "checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
+        # what an untrained model fitted on the training split (GrabCut's rectangle), if anything
+        "fitted": result.model.fitted_params() if hasattr(result.model, "fitted_params") else None,
         "provenance": provenance.collect(result.device, wall_seconds=time.perf_counter() - start,
                                          scale=cfg.scale),
     }

@@ -132,7 +132,10 @@ def build_model(cfg: RunConfig) -> nn.Module:
     kwargs = cfg.model_kwargs_dict
     if cfg.pretrained and "pretrained" not in kwargs:
         kwargs["pretrained"] = True
-    return create_model(cfg.model, **kwargs)
+    model = create_model(cfg.model, **kwargs)
+    if getattr(model, "needs_fit", False):  # e.g. GrabCut's rectangle: fitted on this run's training masks
+        model.fit_to_training_masks(ref.load().mask for ref in build_split(cfg).train)
+    return model
 
 
 def build_criterion(cfg: RunConfig) -> Callable:
