@@ -77,3 +77,13 @@ def test_readme_scale_table_matches_the_scale_presets():
         size = f"{scale.image_size}x{scale.image_size}"
         assert size in rows[name], f"README scale row {name!r} should say {size}"
     assert f"{SCALES['reduced'].epochs} epochs" in rows["reduced"]
+
+
+def test_readme_states_the_size_of_the_reduced_list(monkeypatch):
+    """The README's budget section names as many runs as the reduced experiment list has."""
+    from abanet_lib import experiments as E
+
+    monkeypatch.setattr(E, "model_status", lambda name, kwargs=(): None)  # count rows, build nothing
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    n = len(E.all_experiments("reduced"))
+    assert re.search(rf"list has {n} runs", readme.replace("\n", " ")), f"README should say 'list has {n} runs'"

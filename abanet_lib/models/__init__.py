@@ -69,7 +69,7 @@ _NAMED: dict[str, tuple[Callable[..., nn.Module], str]] = {
                   "(Ronneberger 2015)"),
     "grabcut": (_lazy("grabcut", "GrabCutSegmenter"),
                 "GrabCut (OpenCV, no training; stand-in for Zhang et al. 2022) initialised from a "
-                "lower-face rectangle"),
+                "lower-face rectangle (fixed, or fitted on training masks)"),
     "maskrcnn": (_lazy("maskrcnn", "MaskRCNNSegmenter"),
                  "Mask R-CNN ResNet-50-FPN (torchvision; stand-in for Sola & Gera 2023), best "
                  "instance's mask as the map"),

@@ -128,7 +128,7 @@ def grabcut_mask(image_rgb: np.ndarray, rect_fraction=LOWER_FACE_RECT, iteration
 
 
 class GrabCutSegmenter(SegmentationModel):
-    """GrabCut from a lower-face rectangle, returning hard logits.
+    """GrabCut from a lower-face rectangle (fixed, or fitted on training masks), returning hard logits.
 
     Args:
         iterations: GrabCut iterations per image.
