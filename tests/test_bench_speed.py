@@ -1,34 +1,18 @@
 """The speed benchmark's plumbing (tiny input) and the released-step baseline's loss."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 
-
-def _load(name: str):
-    if str(BENCH_DIR) not in sys.path:
-        sys.path.insert(0, str(BENCH_DIR))
-    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def bench(load_benchmark):
+    return load_benchmark("bench_speed")
 
 
 @pytest.fixture(scope="module")
-def bench():
-    return _load("bench_speed")
-
-
-@pytest.fixture(scope="module")
-def released():
-    return _load("released_step")
+def released(load_benchmark):
+    return load_benchmark("released_step")
 
 
 def test_released_loss_equals_library_official_loss(released):

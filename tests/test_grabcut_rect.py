@@ -1,27 +1,13 @@
 """Pure helpers of benchmarks/grabcut_rect.py on synthetic maps with known answers."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture(scope="module")
-def gr():
-    return _load("grabcut_rect")
+def gr(load_benchmark):
+    return load_benchmark("grabcut_rect")
 
 
 @pytest.fixture()
