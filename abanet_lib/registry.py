@@ -36,7 +36,7 @@ from abanet_lib import paths, provenance
 from abanet_lib.config import RunConfig
 from abanet_lib.evaluate import evaluate
 from abanet_lib.train import (TrainingData, atomic_csv, atomic_write_text, build_model, build_split,
-                              build_training_data, checkpoint_dir, seed_everything, train)
+                              build_training_data, checkpoint_dir, checkpoint_paths, seed_everything, train)
 
 METRICS_FILE = "metrics.json"
 KEEP_RESUME_STATE_ENV = "ABANET_KEEP_RESUME_STATE"
@@ -265,7 +265,7 @@ def _train_and_evaluate(cfg, folder, force, progress, model, criterion, data, te
         test_refs = split.test
     if model is None:
         seed_everything(cfg.seed)  # same order as train(): identical initial weights
-        model = build_model(cfg)
+        model = build_model(cfg, split)
     trainable = getattr(model, "trainable", True)
     if data is None and trainable:
         data = build_training_data(cfg, split if split is not None else build_split(cfg))
@@ -330,7 +330,7 @@ def drop_resume_state(cfg: RunConfig) -> bool:
     """
     if os.environ.get(KEEP_RESUME_STATE_ENV, "") not in ("", "0"):
         return False
-    last = checkpoint_dir(cfg) / "last.pt"
+    last, _ = checkpoint_paths(cfg)
     if not last.is_file():
         return False
     last.unlink()

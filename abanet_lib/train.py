@@ -121,11 +121,12 @@ def checkpoint_dir(cfg: RunConfig) -> Path:
     return paths.cache_dir() / "checkpoints" / cfg.run_id
 
 
-def build_model(cfg: RunConfig) -> nn.Module:
+def build_model(cfg: RunConfig, split: RunSplit | None = None) -> nn.Module:
     """The model named by ``cfg`` (seed the RNGs first for reproducible weights).
 
     ``pretrained`` is passed only when True, so factories without that option still build
-    at the offline scales.
+    at the offline scales. A model that fits on training data (``needs_fit``, e.g. GrabCut's
+    rectangle) is fitted on ``split.train``; ``split`` defaults to :func:`build_split` of ``cfg``.
     """
     from abanet_lib.models import create_model
 
@@ -134,7 +135,8 @@ def build_model(cfg: RunConfig) -> nn.Module:
         kwargs["pretrained"] = True
     model = create_model(cfg.model, **kwargs)
     if getattr(model, "needs_fit", False):  # e.g. GrabCut's rectangle: fitted on this run's training masks
-        model.fit_to_training_masks(ref.load().mask for ref in build_split(cfg).train)
+        split = split if split is not None else build_split(cfg)
+        model.fit_to_training_masks(ref.load().mask for ref in split.train)
     return model
 
 

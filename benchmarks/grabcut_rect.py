@@ -39,19 +39,15 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from abanet_lib.models.grabcut import HARD_LOGIT, mask_box_fraction, rect_from_boxes  # noqa: E402
+from abanet_lib.metrics import confusion_metrics  # noqa: E402
+from abanet_lib.models.grabcut import HARD_LOGIT, mask_box_fraction, rect_from_boxes, rect_pixels  # noqa: E402
+
 COLLAPSED_IOU = 0.1  # a crop whose seed-averaged GrabCut IoU is below this counts as "collapsed"
 
 
 # ---------------------------------------------------------------------------------------
 # Pure helpers (tested in tests/test_grabcut_rect.py)
 # ---------------------------------------------------------------------------------------
-def rect_pixels(rect_fraction, h: int, w: int) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) pixel bounds (right/bottom exclusive), rounded as grabcut_mask does."""
-    x0, y0, x1, y1 = rect_fraction
-    return int(round(x0 * w)), int(round(y0 * h)), int(round(x1 * w)), int(round(y1 * h))
-
-
 def rect_mask(rect_fraction, h: int, w: int) -> np.ndarray:
     """(h, w) bool map, True inside the rectangle."""
     left, top, right, bottom = rect_pixels(rect_fraction, h, w)
@@ -61,10 +57,8 @@ def rect_mask(rect_fraction, h: int, w: int) -> np.ndarray:
 
 
 def iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    """IoU of two bool maps; 1.0 when both are empty (the library's convention)."""
-    pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
-    union = np.count_nonzero(pred | gt)
-    return 1.0 if union == 0 else np.count_nonzero(pred & gt) / union
+    """IoU of two bool maps by the library's metric (1.0 when both are empty)."""
+    return float(confusion_metrics(np.asarray(pred, np.float32), np.asarray(gt, bool))["iou"][0])
 
 
 def fraction_outside(mask: np.ndarray, rect_fraction) -> float:

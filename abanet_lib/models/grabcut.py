@@ -94,6 +94,12 @@ def rect_from_boxes(boxes, low: float = 10.0, high: float = 90.0,
     return tuple(float(np.clip(round(float(v), decimals), 0.0, 1.0)) for v in (x0, y0, x1, y1))
 
 
+def rect_pixels(rect_fraction, h: int, w: int) -> tuple[int, int, int, int]:
+    """``(left, top, right, bottom)`` pixel bounds (right/bottom exclusive) of a fractional rectangle."""
+    x0, y0, x1, y1 = rect_fraction
+    return int(round(x0 * w)), int(round(y0 * h)), int(round(x1 * w)), int(round(y1 * h))
+
+
 def grabcut_mask(image_rgb: np.ndarray, rect_fraction=LOWER_FACE_RECT, iterations: int = 5,
                  seed: int = 0) -> np.ndarray:
     """Run GrabCut on one image from a rectangle given in fractions of its size.
@@ -110,9 +116,7 @@ def grabcut_mask(image_rgb: np.ndarray, rect_fraction=LOWER_FACE_RECT, iteration
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
         raise ValueError(f"grabcut_mask: expected (H, W, 3) uint8 RGB, got {image_rgb.shape} {image_rgb.dtype}")
     h, w = image_rgb.shape[:2]
-    x0, y0, x1, y1 = rect_fraction
-    left, top = int(round(x0 * w)), int(round(y0 * h))
-    right, bottom = int(round(x1 * w)), int(round(y1 * h))
+    left, top, right, bottom = rect_pixels(rect_fraction, h, w)
     rect = (left, top, max(1, right - left), max(1, bottom - top))
     mask = np.zeros((h, w), np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
@@ -156,8 +160,10 @@ class GrabCutSegmenter(SegmentationModel):
         self.iterations = int(iterations)
         self.rect_fraction = None if self.needs_fit else tuple(float(v) for v in rect_fraction)
 
-    def fitted_params(self) -> dict:
-        """What was fitted on training data (recorded in the run's metrics.json)."""
+    def fitted_params(self) -> dict | None:
+        """What was fitted on training data (recorded in the run's metrics.json); None for a fixed rectangle."""
+        if not self.needs_fit:
+            return None
         return {"rect_fraction": list(self.rect_fraction) if self.rect_fraction else None}
 
     def fit_to_training_masks(self, masks) -> tuple[float, float, float, float]:
