@@ -199,7 +199,8 @@ def read_statuses(work_dir: Path) -> dict[str, dict]:
 def duration_key(cfg: RunConfig) -> str:
     """Runs with the same key take about the same time (same network, input, schedule and training data)."""
     return (f"{cfg.model}|{cfg.model_kwargs}|{cfg.image_size}|{cfg.epochs}|{cfg.batch_size}|"
-            f"{'+'.join(cfg.train_datasets)}|{cfg.max_train_images}")
+            f"{'+'.join(cfg.train_datasets)}|{cfg.max_train_images}"
+            + (f"|extra {cfg.extra_train_images}" if cfg.extra_train_images is not None else ""))
 
 
 def estimate_seconds(cfg: RunConfig, statuses: dict[str, dict]) -> float:
@@ -301,7 +302,7 @@ def worker_main(worker: int, plan: list[dict], work_dir: str, deadline: float, t
 # ---------------------------------------------------------------------------------------
 def _data_key(cfg: RunConfig) -> tuple:
     return (cfg.eval_dataset, tuple(cfg.train_datasets), cfg.split, cfg.n_folds, cfg.fold,
-            cfg.seed, cfg.val_fraction, cfg.max_train_images, cfg.image_size)
+            cfg.seed, cfg.val_fraction, cfg.max_train_images, cfg.extra_train_images, cfg.image_size)
 
 
 def prepare_data(configs: list[RunConfig], log=print) -> int:

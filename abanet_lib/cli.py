@@ -44,6 +44,7 @@ _FIELD_HELP = {
     "val_fraction": "fraction of training identities held out for validation (model selection)",
     "max_train_images": "cap on the number of training images (seeded subset)",
     "max_eval_images": "cap on the number of validation and test images each (seeded subset)",
+    "extra_train_images": "cap on the images taken from the extra training data sets (seeded subset)",
     "augment": "training augmentation: flips, scale/crop, colour jitter (true/false)",
     "pretrained": "ImageNet encoder weights (true/false; needs a local weight cache offline)",
     "seed": "seed of weights, data order and split",
@@ -94,7 +95,7 @@ def _field_parser(f: dataclasses.Field):
         return _bool
     if f.name in ("grad_clip",):
         return _optional(float)
-    if f.name in ("max_train_images", "max_eval_images", "early_stopping"):
+    if f.name in ("max_train_images", "max_eval_images", "extra_train_images", "early_stopping"):
         return _optional(int)
     if isinstance(default, int):
         return int

@@ -7,12 +7,14 @@ once by :func:`abanet_lib.registry.run_or_load`.
 
 Choices made here (also written into the table captions by :mod:`abanet_lib.tables`):
 
-* Main rows (ABANet, BASNet, EU-Net, DAD, EINet in Tables 2-3) run on ``scale.folds``; the
-  16 smp architecture/encoder rows of Tables 2-3 and notebook 13's synthetic-data rows on
-  ``scale.comparison_folds``; ablations (Tables 5-9, Figure 7, released-vs-paper) on
-  ``scale.ablation_folds``. At reduced scale that is 3 / 1 / 1 folds: measured on this CPU, 3
-  folds everywhere cost about 15 CPU-hours, over the 8-hour budget (``results/cost_reduced.md``);
-  ``notebook_scale(folds=...)`` runs every row on the folds given. The seed stays 0 so the
+* Main rows (ABANet, EU-Net, DAD, EINet in Tables 2-3) run on ``scale.folds``; BASNet
+  (11 CPU-min a run), the 16 smp architecture/encoder rows of Tables 2-3 and notebook 13's
+  synthetic-data rows on ``scale.comparison_folds``; ablations (Tables 5-9, Figure 7,
+  released-vs-paper) on ``scale.ablation_folds``. At reduced scale that is 3 / 1 / 1 folds, and
+  four of the five EfficientNet-b7 rows are left out (``Scale.skipped_rows``): measured on this
+  CPU, 3 folds everywhere cost about 15 CPU-hours, over the 8-hour budget
+  (``results/cost_reduced.md``); ``notebook_scale(folds=..., run_skipped_rows=True)`` runs every
+  row on the folds given. The seed stays 0 so the
   fold-f ABANet run is one config everywhere. Table 4 follows the paper's protocol: ``scale.trials`` trials, trial
   ``i`` with ``seed=i`` and ``fold=i % n_folds`` (new weights *and* a new split each time).
 * ABANet variants drop keyword arguments equal to the defaults (:data:`ABANET_DEFAULTS`), so the
@@ -78,6 +80,14 @@ SMOKE_ROWS: dict[str, tuple[str, ...]] = {
 MFSD_SAMPLE = "mfsd-sample"
 MASKEDFACENET = "maskedfacenet-seg500"
 
+#: Training crops of the real-data ABANet run per evaluation set (every fold of mfsd-sample's
+#: 5-fold group split trains on 150; the tests check all five against the data). Notebook 13's
+#: MaskedFace-Net-only run trains on as many synthetic images (a seeded subset of its 382),
+#: so real-vs-synthetic transfer is compared at equal data, and "train both" adds as many
+#: synthetic images to the real ones (1:1): each run costs about one or two ABANet runs
+#: instead of three or four. The full MFSD has more crops than MaskedFace-Net: no cap there.
+MATCHED_TRAIN_IMAGES = {MFSD_SAMPLE: 150}
+
 
 @dataclass(frozen=True)
 class ExperimentRow:
@@ -91,6 +101,8 @@ class ExperimentRow:
         paper_row: label of the paper's row this row is compared with (``None``: no paper value).
         paper_table: which paper table holds that row (defaults to ``table``).
         not_built: reason why this row cannot be run here (model missing), else ``None``.
+        skipped: reason why the scale leaves this row out of its list on purpose (cost; see
+            :attr:`Scale.skipped_rows`), else ``None``.
         note: short remark shown in the table (e.g. "stand-in", "lr 1e-2").
     """
 
@@ -100,6 +112,7 @@ class ExperimentRow:
     paper_row: str | None = None
     paper_table: str | None = None
     not_built: str | None = None
+    skipped: str | None = None
     note: str = ""
 
     @property
@@ -203,15 +216,17 @@ _TABLE2_SMP = [
 def _table2_specs() -> list[tuple[str, Callable[[RunConfig], RunConfig], str]]:
     specs = [(f"{paper} / {backbone}", _smp(arch, enc), "", "comparison")
              for paper, arch, backbone, enc in _TABLE2_SMP]
-    specs += [(*spec, "folds") for spec in [
+    specs += [
         ("EINet / ResNet50", _named("einet"),
-         "stand-in: EINet's architecture is not published (ResNet-50 edge-guided decoder)"),
-        ("EU-Net / ResNet-34", _named("eunet"), ""),
-        ("DAD / ResNet50", _named("dad"), "DAD v1"),
+         "stand-in: EINet's architecture is not published (ResNet-50 edge-guided decoder)", "folds"),
+        ("EU-Net / ResNet-34", _named("eunet"), "", "folds"),
+        ("DAD / ResNet50", _named("dad"), "DAD v1", "folds"),
         # BASNet keeps its own hybrid loss (BCE + SSIM + IoU); the other rows use ABANet's.
-        ("BASNet", lambda b: b.with_model("basnet").replace(loss=BASNET_LOSS), "BCE + SSIM + IoU (its own loss)"),
-        (ABANET_ROW, _abanet(), ""),
-    ]]
+        # At 11 CPU-min a run (EU-Net, DAD, EINet: about 2) it runs on the comparison folds.
+        ("BASNet", lambda b: b.with_model("basnet").replace(loss=BASNET_LOSS),
+         "BCE + SSIM + IoU (its own loss)", "comparison"),
+        (ABANET_ROW, _abanet(), "", "folds"),
+    ]
     return specs
 
 
@@ -299,10 +314,14 @@ def _row_specs(table: str, scale: Scale):
         return [
             ("train mfsd-sample (ABANet)", _abanet(), "test: mfsd-sample test fold",
              ABANET_ROW, "table2", "comparison"),
-            ("train maskedfacenet-seg500", _train_on((MASKEDFACENET,), MASKEDFACENET, "given"),
-             "own test: maskedfacenet testing folder; seed i for the i-th fold", None, None, "seeds"),
-            ("train both", _train_on((MFSD_SAMPLE, MASKEDFACENET), MFSD_SAMPLE, None),
-             "own test: mfsd-sample test fold", None, None, "comparison"),
+            ("train maskedfacenet-seg500",
+             _train_on((MASKEDFACENET,), MASKEDFACENET, "given", MATCHED_TRAIN_IMAGES.get(scale.eval_dataset)),
+             "own test: maskedfacenet testing folder; seed i for the i-th fold; as many training "
+             "images as the real-data run (seeded subset)", None, None, "seeds"),
+            ("train both", _train_on((MFSD_SAMPLE, MASKEDFACENET), MFSD_SAMPLE, None,
+                                     extra_train=MATCHED_TRAIN_IMAGES.get(scale.eval_dataset)),
+             "own test: mfsd-sample test fold; real crops plus as many MaskedFace-Net images (1:1)",
+             None, None, "comparison"),
         ]
     raise ValueError(f"experiments: unknown table {table!r}; expected one of {', '.join(TABLES)}")
 
@@ -326,11 +345,14 @@ def _model_with_loss_variant(model: str, variant: str) -> Callable[[RunConfig], 
     return make
 
 
-def _train_on(train: tuple, eval_dataset: str, split: str | None) -> Callable[[RunConfig], RunConfig]:
+def _train_on(train: tuple, eval_dataset: str, split: str | None, max_train: int | None = None,
+              extra_train: int | None = None) -> Callable[[RunConfig], RunConfig]:
     def make(b: RunConfig) -> RunConfig:
-        changes = {"train_datasets": train, "eval_dataset": eval_dataset}
+        changes = {"train_datasets": train, "eval_dataset": eval_dataset, "extra_train_images": extra_train}
         if split is not None:
             changes["split"] = split
+        if max_train is not None:  # never above the scale's own cap (smoke)
+            changes["max_train_images"] = min(max_train, b.max_train_images or max_train)
         return abanet_config(b.replace(**changes))
     return make
 
@@ -378,7 +400,8 @@ def table_rows(table: str, scale: Scale | str | None = None, rows: Iterable[str]
         if check_models:
             reason = model_status(configs[0].model, configs[0].model_kwargs)
         out.append(ExperimentRow(table=table, label=label, configs=configs, paper_row=paper_row,
-                                 paper_table=paper_table, not_built=reason, note=note))
+                                 paper_table=paper_table, not_built=reason,
+                                 skipped=scale.skip_reason(label), note=note))
     return out
 
 
@@ -396,7 +419,8 @@ def _wanted_rows(table: str, scale: Scale, rows, labels: list[str]) -> set[str]:
 
 def experiments(table: str, scale: Scale | str | None = None, rows: Iterable[str] | str | None = None,
                 device: str = "auto") -> list[RunConfig]:
-    """The run configs that reproduce ``table`` at ``scale`` (buildable rows only, dedup'ed).
+    """The run configs that reproduce ``table`` at ``scale`` (dedup'ed), leaving out rows that
+    cannot be built here and rows the scale skips on purpose.
 
     Args:
         table: ``"table2"`` ... ``"table9"``, ``"fig7"``, ``"released_vs_paper"``, ``"synthetic"``.
@@ -404,8 +428,8 @@ def experiments(table: str, scale: Scale | str | None = None, rows: Iterable[str
         rows: subset of row labels (see :func:`table_rows`).
         device: execution device for every config.
     """
-    configs = [c for row in table_rows(table, scale, rows, device) if row.not_built is None
-               for c in row.configs]
+    configs = [c for row in table_rows(table, scale, rows, device)
+               if row.not_built is None and row.skipped is None for c in row.configs]
     return _dedup(configs)
 
 
@@ -425,13 +449,15 @@ def _dedup(configs: Iterable[RunConfig]) -> list[RunConfig]:
 
 
 def notebook_scale(scale: str | Scale | None = None, folds: Sequence[int] | None = None,
-                   data_root: str | None = None) -> Scale:
+                   data_root: str | None = None, run_skipped_rows: bool = False) -> Scale:
     """Resolve a notebook's parameters into a :class:`Scale`.
 
     Args:
         scale: scale name or object (``None``: ``ABANET_SCALE``).
         folds: override of the main-row, comparison and ablation folds (``None`` keeps the scale's).
         data_root: where data sets live; sets ``ABANET_DATA`` for this process when given.
+        run_skipped_rows: also run the rows the scale leaves out for cost
+            (:attr:`Scale.skipped_rows`, e.g. four EfficientNet-b7 rows at reduced scale).
     """
     import os
 
@@ -442,6 +468,8 @@ def notebook_scale(scale: str | Scale | None = None, folds: Sequence[int] | None
         if bad:
             raise ValueError(f"folds {bad} out of range: the {resolved.name} scale has {resolved.n_folds} folds")
         resolved = dataclasses.replace(resolved, folds=folds, ablation_folds=folds, comparison_folds=folds)
+    if run_skipped_rows:
+        resolved = dataclasses.replace(resolved, skipped_rows=())
     if data_root:
         os.environ["ABANET_DATA"] = str(data_root)
     return resolved
@@ -487,6 +515,8 @@ def estimate_run_seconds(cfg: RunConfig, gflops: float = CPU_GFLOPS,
     n_eval_set = DATASET_IMAGES.get(cfg.eval_dataset, 220)
     n_test = n_eval_set / cfg.n_folds if cfg.split == "groupkfold" else 0.1 * n_eval_set
     n = sum(DATASET_IMAGES.get(d, 220) for d in cfg.train_datasets if d != cfg.eval_dataset)
+    if cfg.extra_train_images is not None:  # one cap over all extra sets, as in train.build_split
+        n = min(n, cfg.extra_train_images)
     if cfg.eval_dataset in cfg.train_datasets:
         n += n_eval_set - n_test
     n_val = n * cfg.val_fraction

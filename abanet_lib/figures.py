@@ -317,11 +317,11 @@ def ablation_bars(frame: pd.DataFrame, metric: str = "iou", title: str = ""):
 # Which runs the qualitative figures show
 # ---------------------------------------------------------------------------------------
 #: Figure -> (table whose runs it shows, row labels). Figure 8 shows the paper's six models
-#: (its U-Net++ backbone is not stated: Efficient-b7, its best Table 2 backbone), Figure 9
-#: every Table 4 method.
+#: (its U-Net++ backbone is not stated: ResNet50, run at every scale, unlike Efficient-b7),
+#: Figure 9 every Table 4 method.
 FIGURE_ROWS = {
     "fig8": ("table2", ("ABANet (ours)", "BASNet", "DAD / ResNet50", "EU-Net / ResNet-34",
-                        "EINet / ResNet50", "Unet++ / Efficient-b7")),
+                        "EINet / ResNet50", "Unet++ / ResNet50")),
     "fig9": ("table4", ("ABANet (ours)", "Din et al. (U-Net)", "Zhang et al. (GrabCut)",
                         "Geng et al. (U-Net)", "Sola & Gera (Mask R-CNN)")),
 }
@@ -343,8 +343,8 @@ def figure_configs(figure: str, scale, device: str = "auto") -> dict:
         labels = tuple(SMOKE_ROWS[table])
     out = {}
     for row in table_rows(table, scale, rows=labels, device=device):
-        if row.not_built is not None:
-            print(f"{figure}: leaving out {row.label}: {row.not_built}")
+        if row.not_built is not None or row.skipped is not None:
+            print(f"{figure}: leaving out {row.label}: {row.not_built or row.skipped}")
             continue
         out[row.label] = row.configs[0]
     order = {label: i for i, label in enumerate(labels)}

@@ -117,7 +117,9 @@ SPECS: dict[str, TableSpec] = {
                      "Table 2's ABANet",
         notes="@mfsd = the MFSD test fold of the run's fold (split seed 0, as the main rows); @maskedfacenet = the 50 images of "
               "maskedfacenet-seg500/testing. Cross-domain scores come from evaluating the "
-              "trained weights on the other data set."),
+              "trained weights on the other data set; an empty cross-domain cell belongs to a run "
+              "trained on a lent GPU machine whose weights did not come back (its own test "
+              "predictions did), so it cannot be scored on the other set here."),
 }
 
 #: Cross-domain columns of the synthetic table -> (data set, metric).
@@ -210,7 +212,8 @@ def build_table(
 
     records, used_runs = [], []
     for row in exp_rows:
-        found = [by_id[i] for i in row.run_ids if i in by_id]
+        # A skipped row is not part of the scale's list, even if an earlier run of it exists.
+        found = [] if row.skipped else [by_id[i] for i in row.run_ids if i in by_id]
         used_runs += found
         records.append(_row_record(row, found, spec, extra))
     frame = pd.DataFrame(records).set_index("row")
@@ -231,6 +234,8 @@ def _row_record(row: ExperimentRow, found: list, spec: TableSpec, extra: Mapping
     expected = len(row.configs)
     if row.not_built is not None:
         rec["status"] = f"not built: {row.not_built}"
+    elif row.skipped is not None:
+        rec["status"] = f"not run at this scale: {row.skipped}"
     elif not found:
         rec["status"] = "not run"
     elif len(found) < expected:
@@ -546,8 +551,10 @@ def summarize_table(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
     done = frame[frame[p].notna()]
     n_not_built = int(status.str.startswith("not built").sum())
     n_not_run = int((status == "not run").sum())
+    n_skipped = int(status.str.startswith("not run at this scale").sum())
     out = [f"{len(done)} of {n_rows} rows have results"
            + (f"; {n_not_built} not built" if n_not_built else "")
+           + (f"; {n_skipped} left out at this scale for cost" if n_skipped else "")
            + (f"; {n_not_run} not run yet" if n_not_run else "") + "."]
     if done.empty:
         return out

@@ -162,7 +162,8 @@ def build_split(cfg: RunConfig) -> RunSplit:
     The test and validation parts always come from ``cfg.eval_dataset`` (scheme
     ``cfg.split``, fold ``cfg.fold``, seed ``cfg.seed``). Training uses that data set's
     training part when it is listed in ``cfg.train_datasets``, plus every sample of the other
-    listed data sets outside their own "testing" subset. ``cfg.max_train_images`` keeps a
+    listed data sets outside their own "testing" subset (a seeded subset of
+    ``cfg.extra_train_images`` of those when set). ``cfg.max_train_images`` keeps a
     seeded random subset of the training references; ``cfg.max_eval_images`` caps the
     validation and test parts the same way (smoke scale).
     """
@@ -172,9 +173,11 @@ def build_split(cfg: RunConfig) -> RunSplit:
     split = split_samples(refs, scheme=cfg.split, n_folds=cfg.n_folds, fold=cfg.fold,
                           seed=cfg.seed, val_fraction=cfg.val_fraction)
     train = list(split.train) if cfg.eval_dataset in cfg.train_datasets else []
+    extra = []
     for name in cfg.train_datasets:
         if name != cfg.eval_dataset:
-            train += [r for r in list_samples(name) if getattr(r, "subset", "") != "testing"]
+            extra += [r for r in list_samples(name) if getattr(r, "subset", "") != "testing"]
+    train += seeded_subset(extra, cfg.extra_train_images, cfg.seed)
     if not train:
         raise ValueError(f"run {cfg.run_id}: no training images (train_datasets={cfg.train_datasets}, "
                          f"eval_dataset={cfg.eval_dataset!r})")

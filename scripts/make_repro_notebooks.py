@@ -25,7 +25,8 @@ PARAMETERS = (
     "device = \"auto\"  # \"auto\" | \"cpu\" | \"cuda\"\n"
     "folds = None  # e.g. [0]; None = the scale's folds\n"
     "force = False  # True retrains runs that already exist\n"
-    "train_missing = True  # False: only load finished runs; missing rows show \"not run\""
+    "train_missing = True  # False: only load finished runs; missing rows show \"not run\"\n"
+    "run_skipped_rows = False  # True: also rows the scale leaves out for cost (Scale.skipped_rows)"
 )
 
 SETUP = (
@@ -34,7 +35,7 @@ SETUP = (
     "from abanet_lib.plots import save_fig, set_style\n"
     "from abanet_lib.registry import run_labelled, run_many\n"
     "from abanet_lib.tables import build_table, table_markdown\n{extra_imports}\n"
-    "S = notebook_scale(scale, folds=folds, data_root=data_root)\n"
+    "S = notebook_scale(scale, folds=folds, data_root=data_root, run_skipped_rows=run_skipped_rows)\n"
     "set_style()\n"
     "print(S.description)"
 )
@@ -91,7 +92,9 @@ SPECS = {
         "**What we measure:** every Table 2 row we can build (smp models with the paper's encoders, BASNet, "
         "ABANet, and EU-Net / DAD / an EINet stand-in when built), trained with the same recipe on the "
         "scale's data, mean ± std over folds. Table 3 reuses the same runs. Rows that cannot be built are "
-        "listed as *not built* with the reason. Smoke scale runs only U-Net/ResNet-50 and ABANet.",
+        "listed as *not built* with the reason; rows the scale leaves out for cost (at reduced scale four "
+        "of the five EfficientNet-b7 rows, see the README) as *not run at this scale* with the reason. "
+        "Smoke scale runs only U-Net/ResNet-50 and ABANet.",
         [
             *run_cells("table2", "table2_iou"),
             new_markdown_cell("### Table 3: MAE, max F-beta (beta^2 = 0.3) and S-measure of the top five rows\n"
@@ -210,8 +213,10 @@ SPECS = {
         "13 - Synthetic masks: does MaskedFace-Net help on real masks?",
         "**Not in the paper.** MaskedFace-Net draws light-blue surgical masks on FFHQ faces; a common shortcut "
         "is to train on such synthetic masks. We train ABANet on real MFSD crops, on MaskedFace-Net "
-        "(`maskedfacenet-seg500`, 450 training images) and on both, then test every run on the MFSD test "
-        "fold *and* on the 50 MaskedFace-Net test images (cross-domain scores use the trained weights).",
+        "(`maskedfacenet-seg500`: 150 of its 382 training images, as many as the real run trains on) and on "
+        "both (the 150 real crops plus 150 synthetic images, 1:1), then test every run on the MFSD test "
+        "fold *and* on the 50 MaskedFace-Net test images (cross-domain scores use the trained weights). "
+        "Equal counts keep the comparison about the kind of data, not its amount.",
         run_cells("synthetic", "synthetic_iou_mfsd", metric="iou@mfsd",
                   extra="# each run on both test sets (its own one from the run, the other evaluated now)\n"
                         "extra_metrics = cross_domain_metrics(runs, S, device=device)"),

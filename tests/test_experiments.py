@@ -33,8 +33,9 @@ def test_table2_has_every_paper_row_with_the_papers_encoders():
     scale = get_scale("reduced")
     smp_rows = {label for label in t2 if t2[label].configs[0].model.startswith("smp:")}
     assert len(smp_rows) == 16 and scale.comparison_folds == (0,) and scale.folds == (0, 1, 2)
-    for label, row in t2.items():  # paper's models on every fold, smp rows on the comparison folds; seed 0
-        wanted = scale.comparison_folds if label in smp_rows else scale.folds
+    secondary = smp_rows | {"BASNet"}
+    for label, row in t2.items():  # ABANet and the cheap re-implementations on every fold; seed 0
+        wanted = scale.comparison_folds if label in secondary else scale.folds
         assert [c.fold for c in row.configs] == list(wanted), label
         assert {c.seed for c in row.configs} == {0}
         assert all(c.image_size == scale.image_size and c.epochs == scale.epochs and not c.pretrained
@@ -109,6 +110,13 @@ def test_synthetic_rows_train_and_test_where_stated():
     ]
     # given split: the seed varies; the fold names the MFSD fold the run is cross-tested on
     assert [(c.seed, c.fold) for c in syn[1].configs] == [(0, 0)]
+    # equal data: synthetic-only trains on as many images as the real run; "both" mixes them 1:1
+    matched = E.MATCHED_TRAIN_IMAGES["mfsd-sample"]
+    assert [(c.max_train_images, c.extra_train_images) for c in (r.configs[0] for r in syn)] == [
+        (None, None), (matched, None), (None, matched)]
+    smoke = [r.configs[0] for r in E.table_rows("synthetic", "smoke", check_models=False)]
+    assert smoke[1].max_train_images == get_scale("smoke").max_train_images  # the smaller cap wins
+    assert rows("synthetic", "paper")["train both"].configs[0].extra_train_images is None
     # every row of the notebook on the comparison folds; asking for folds gives seed i on fold i
     syn3 = list(rows("synthetic", E.notebook_scale("reduced", folds=[0, 1, 2])).values())
     assert [(c.seed, c.fold) for c in syn3[1].configs] == [(0, 0), (1, 1), (2, 2)]
@@ -119,13 +127,16 @@ def test_all_experiments_dedup_and_counts(all_buildable):
     cfgs = E.all_experiments("reduced")
     ids = [c.run_id for c in cfgs]
     assert len(ids) == len(set(ids))
-    # table2: 16 smp rows x 1 comparison fold + 5 rows x 3 folds; table4: 4 new rows x 5 trials
-    # + 4 new ABANet trials; table5 3, table6 2, table7 2, table8 3, table9 3, fig7 4, released 3,
-    # synthetic 2 (its ABANet row is Table 2's fold 0).
-    assert len(cfgs) == 16 + 15 + 24 + 3 + 2 + 2 + 3 + 3 + 4 + 3 + 2
-    # every row on three folds: the list of the previous sessions (113 runs)
-    three = dataclasses.replace(get_scale("reduced"), comparison_folds=(0, 1, 2))
+    # table2: 12 smp rows (4 EfficientNet-b7 rows skipped) + BASNet on 1 comparison fold + 4 rows
+    # x 3 folds; table4: 4 new rows x 5 trials + 4 new ABANet trials; table5 3, table6 2, table7 2,
+    # table8 3, table9 3, fig7 4, released 3, synthetic 2 (its ABANet row is Table 2's fold 0).
+    assert len(cfgs) == 12 + 1 + 12 + 24 + 3 + 2 + 2 + 3 + 3 + 4 + 3 + 2 == 71
+    # every row of Tables 2-3 and notebook 13 on three folds, skipped rows included: 113 runs
+    three = dataclasses.replace(get_scale("reduced"), comparison_folds=(0, 1, 2), skipped_rows=())
     assert len(E.all_experiments(three)) == 63 + 24 + 3 + 2 + 2 + 3 + 3 + 4 + 3 + 6
+    # the notebooks' folds parameter puts the ablations on those folds too
+    everything = E.notebook_scale("reduced", folds=[0, 1, 2], run_skipped_rows=True)
+    assert len(E.all_experiments(everything)) == 113 + 2 * (3 + 2 + 2 + 3 + 3 + 4 + 3)
     assert cfgs[0].model == "smp:Unet:efficientnet-b7"
     assert sum(c == E.canonical_abanet(get_scale("reduced")) for c in cfgs) == 1
 
@@ -145,6 +156,20 @@ def test_smoke_runs_a_documented_subset(all_buildable):
     assert len(heavy) == 3
     with pytest.raises(ValueError, match="unknown row"):
         E.experiments("table5", smoke, rows=["nope"])
+
+
+def test_skipped_rows_are_listed_with_a_reason_but_not_run(all_buildable):
+    t2 = rows("table2")
+    skipped = {label: row.skipped for label, row in t2.items() if row.skipped}
+    assert sorted(skipped) == ["DeepLabV3+ / Efficient-b7", "Linknet / Efficient-b7",
+                               "MAnet / Efficient-b7", "Unet++ / Efficient-b7"]
+    assert all("8 CPU-hours" in reason for reason in skipped.values())
+    assert t2["Unet / Efficient-b7"].skipped is None  # one row represents the encoder
+    listed = {c.model for c in E.experiments("table2", "reduced")}
+    assert "smp:Unet:efficientnet-b7" in listed and "smp:MAnet:efficientnet-b7" not in listed
+    assert not any(r.skipped for r in rows("table2", "paper").values())
+    lifted = E.notebook_scale("reduced", run_skipped_rows=True)
+    assert "smp:MAnet:efficientnet-b7" in {c.model for c in E.experiments("table2", lifted)}
 
 
 def test_not_built_rows_are_dropped_from_the_run_list(monkeypatch):
@@ -201,3 +226,27 @@ def test_runconfig_roundtrip_of_experiment_configs():
     for row in E.table_rows("table6", "reduced", check_models=False):
         cfg = row.configs[0]
         assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_later_config_fields_keep_the_committed_run_ids():
+    canonical = E.canonical_abanet(get_scale("reduced"), fold=0)
+    assert canonical.run_id == "abanet-1f2fbb4914d8"  # results/runs/abanet-1f2fbb4914d8 (Table 2, fold 0)
+    assert "extra_train_images" not in canonical.canonical_json()
+    mixed = canonical.replace(extra_train_images=150)
+    assert '"extra_train_images":150' in mixed.canonical_json() and mixed.run_id != canonical.run_id
+
+
+def test_synthetic_runs_train_on_matched_image_counts(data_mirror):
+    from abanet_lib.train import build_split
+
+    reduced = get_scale("reduced")
+    matched = E.MATCHED_TRAIN_IMAGES["mfsd-sample"]
+    real = [build_split(E.canonical_abanet(reduced, fold=f)).train for f in range(reduced.n_folds)]
+    assert [len(t) for t in real] == [matched] * reduced.n_folds
+    _, synthetic_only, both = (r.configs[0] for r in E.table_rows("synthetic", reduced, check_models=False))
+    train = build_split(synthetic_only).train
+    assert len(train) == matched and {r.source for r in train} == {"maskedfacenet-seg500"}
+    train = build_split(both).train
+    assert train[:matched] == real[0]  # the real crops of fold 0, then as many synthetic ones
+    assert len(train) == 2 * matched and {r.source for r in train[matched:]} == {"maskedfacenet-seg500"}
+    assert len({r.image_path for r in train[matched:]}) == matched

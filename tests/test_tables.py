@@ -123,6 +123,19 @@ def test_not_built_rows_and_released_scores(tmp_path, monkeypatch):
     assert "not built: no module einet" in md and "numbers mean nothing" in md
 
 
+def test_rows_skipped_at_a_scale_show_why_and_ignore_earlier_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(E, "model_status", lambda name, kwargs=(): None)
+    reduced = E.notebook_scale("reduced")
+    rows = {r.label: r for r in E.table_rows("table2", reduced)}
+    runs = [fake_run(rows["MAnet / Efficient-b7"].configs[0], 0.5), fake_run(rows["Unet / Efficient-b7"].configs[0], 0.6)]
+    frame = T.build_table("table2", runs, reduced, folder=tmp_path)
+    status = frame.loc["MAnet / Efficient-b7", "status"]
+    assert status.startswith("not run at this scale: EfficientNet-b7") and frame.loc["MAnet / Efficient-b7", "n"] == 0
+    assert math.isnan(frame.loc["MAnet / Efficient-b7", "iou"])  # the earlier run is not in the scale's list
+    assert frame.loc["Unet / Efficient-b7", "status"] == "ok" and frame.loc["Unet / Efficient-b7", "iou"] == 60.0
+    assert "4 left out at this scale for cost" in T.summarize_table(frame, T.SPECS["table2"])[0]
+
+
 def test_table3_and_table4_units_and_extra_metrics(tmp_path):
     smoke = E.notebook_scale("smoke")
     t4 = {r.label: r for r in E.table_rows("table4", smoke, rows="all", check_models=False)}
@@ -275,12 +288,12 @@ def test_results_readme_quotes_the_cost_report(tmp_path, monkeypatch):
     tables.mkdir(parents=True)
     frame = pd.DataFrame({"run_id": ["x", "y"], "model": ["abanet", "grabcut"], "tables": ["table5", "table4"],
                           "fold": [0, 0], "status": ["done (cpu)", "missing"], "cpu_seconds": [7200.0, 1.0],
-                          "basis": ["measured", "same model"]})
+                          "typical_seconds": [7200.0, 1.0], "basis": ["measured", "same config"]})
     monkeypatch.setattr(cost, "cost_table", lambda scale: frame)
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
     out = T.write_results_readme("reduced", folder=tables, readme=readme, cost=True)
-    assert ("1 of 2 runs done; whole list about 2.0 CPU-hours (2.0 h measured), 0.0 h left; "
-            "within the 8 CPU-hour budget") in out.read_text()
+    assert ("1 of 2 runs done; whole list about 2.0 CPU-hours at typical cost (2.0 h as measured, 2.0 h of "
+            "it measured on CPU runs), 0.0 h left; within the 8 CPU-hour budget") in out.read_text()
     assert (tmp_path / "results" / "cost_reduced.md").is_file()
     assert "[per model](results/cost_reduced.md)" in readme.read_text()
