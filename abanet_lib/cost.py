@@ -97,11 +97,12 @@ def cost_table(scale: Scale | str | None = None, runs_root: Path | None = None) 
             r["cpu_seconds"], r["basis"] = r["measured"], BASES[0]
         elif r["key"] in by_key:
             r["cpu_seconds"], r["basis"] = statistics.median(by_key[r["key"]]), BASES[1]
-        elif r["model"] in ratios:
+        else:  # the FLOP estimate, scaled when the model was measured (counting FLOPs may build it once)
             estimate = experiments.estimate_run_seconds(r["config"])[1]
-            r["cpu_seconds"], r["basis"] = ratios[r["model"]] * estimate, BASES[2]
-        else:  # nothing measured for this model yet (counting its FLOPs may build it once)
-            r["cpu_seconds"], r["basis"] = experiments.estimate_run_seconds(r["config"])[1], BASES[3]
+            if r["model"] in ratios:
+                r["cpu_seconds"], r["basis"] = ratios[r["model"]] * estimate, BASES[2]
+            else:
+                r["cpu_seconds"], r["basis"] = estimate, BASES[3]
         group = by_key.get(r["key"], [])
         r["typical_seconds"] = (statistics.median(group) if r["measured"] is not None
                                 and len(group) >= TYPICAL_MIN_RUNS else r["cpu_seconds"])

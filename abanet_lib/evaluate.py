@@ -49,6 +49,14 @@ def predict_proba(model: nn.Module, images: torch.Tensor, device: torch.device, 
     return torch.sigmoid(logits.float()).cpu()
 
 
+def to_native_size(probs: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Probabilities (N, 1, S, S) resized to a mask's native (h, w): (N, h, w), bilinear.
+
+    Scores are computed at the native size; this is the one place that fixes how maps get there.
+    """
+    return F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+
+
 def _default_accumulator():
     from abanet_lib.metrics import MetricAccumulator
 
@@ -111,7 +119,7 @@ def evaluate(
         # metrics); order is kept, so per-image rows follow ``refs``.
         for idx in _runs_of_equal_size([s.mask.shape[:2] for s in samples]):
             h, w = samples[idx[0]].mask.shape[:2]
-            native = F.interpolate(probs[idx], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+            native = to_native_size(probs[idx], h, w)
             gt = torch.from_numpy(np.stack([np.asarray(samples[i].mask, dtype=bool) for i in idx]))
             batch_names = [samples[i].name for i in idx]
             acc.update(native, gt, names=batch_names)

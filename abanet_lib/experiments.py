@@ -311,15 +311,16 @@ def _row_specs(table: str, scale: Scale):
                              ABANET_ROW if canonical else None, "table2", "ablation"))
         return rows
     if table == "synthetic":
+        matched = MATCHED_TRAIN_IMAGES.get(scale.eval_dataset)
         return [
             ("train mfsd-sample (ABANet)", _abanet(), "test: mfsd-sample test fold",
              ABANET_ROW, "table2", "comparison"),
             ("train maskedfacenet-seg500",
-             _train_on((MASKEDFACENET,), MASKEDFACENET, "given", MATCHED_TRAIN_IMAGES.get(scale.eval_dataset)),
+             _train_on((MASKEDFACENET,), MASKEDFACENET, "given", max_train=matched),
              "own test: maskedfacenet testing folder; seed i for the i-th fold; as many training "
              "images as the real-data run (seeded subset)", None, None, "seeds"),
             ("train both", _train_on((MFSD_SAMPLE, MASKEDFACENET), MFSD_SAMPLE, None,
-                                     extra_train=MATCHED_TRAIN_IMAGES.get(scale.eval_dataset)),
+                                     extra_train=matched),
              "own test: mfsd-sample test fold; real crops plus as many MaskedFace-Net images (1:1)",
              None, None, "comparison"),
         ]

@@ -70,10 +70,9 @@ def predict_maps(model, samples: Sequence[Any], image_size: int, device: str = "
         One float32 array (H, W) in [0, 1] per sample.
     """
     import torch
-    import torch.nn.functional as F
 
     from abanet_lib.devices import resolve_device, resolve_precision
-    from abanet_lib.evaluate import predict_proba, preprocess
+    from abanet_lib.evaluate import predict_proba, preprocess, to_native_size
 
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
@@ -85,7 +84,7 @@ def predict_maps(model, samples: Sequence[Any], image_size: int, device: str = "
     out = []
     for sample, prob in zip(samples, probs):
         h, w = sample.image.shape[:2]
-        native = F.interpolate(prob[None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+        native = to_native_size(prob[None], h, w)[0]
         out.append(native.numpy().astype(np.float32))
     return out
 

@@ -83,14 +83,14 @@ def best_iou_inside(mask: np.ndarray, rect_fraction) -> float:
 def upsample_hard_map(fg: np.ndarray, h: int, w: int) -> np.ndarray:
     """A hard (S, S) map back to (h, w) as ``abanet_lib.evaluate`` does: sigmoid(+-10), bilinear, >= 0.5."""
     import torch
-    import torch.nn.functional as F
+
+    from abanet_lib.evaluate import to_native_size
 
     fg = np.asarray(fg, bool)
     if fg.shape == (h, w):
         return fg.copy()
     logits = torch.where(torch.from_numpy(fg), HARD_LOGIT, -HARD_LOGIT).float()[None, None]
-    prob = F.interpolate(torch.sigmoid(logits), size=(h, w), mode="bilinear", align_corners=False)[0, 0]
-    return (prob >= 0.5).numpy()
+    return (to_native_size(torch.sigmoid(logits), h, w)[0] >= 0.5).numpy()
 
 
 # ---------------------------------------------------------------------------------------
