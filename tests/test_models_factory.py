@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from abanet_lib.models import (SMP_ARCHS, SMP_ENCODERS, create_model, describe_model, list_models,
-                               parse_smp_name)
+from abanet_lib.models import (DESCRIPTIONS, MODELS, SMP_ARCHS, SMP_ENCODERS, create_model,
+                               describe_model, list_models, parse_smp_name)
+from abanet_lib.models.official import ABANetOfficial
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py
@@ -25,6 +26,13 @@ def test_list_models_names_every_family_once():
     assert len(smp_names) == len(SMP_ARCHS) * len(SMP_ENCODERS) - 1  # DeepLabV3Plus:vgg19 refused
     assert "smp:DeepLabV3Plus:vgg19" not in names
     assert "smp:PAN:vgg19" in names
+
+
+def test_factory_maps_names_to_imported_classes():
+    assert list(MODELS) == list(DESCRIPTIONS) == list_models()[:len(MODELS)]
+    assert MODELS["abanet_official"] is ABANetOfficial
+    with torch.device("meta"):
+        assert type(create_model("abanet_official")) is ABANetOfficial
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -13,74 +13,70 @@ Names understood by :func:`create_model` (see :func:`list_models` for the full l
 * ``"eunet"`` (EU-Net, ResNet-34), ``"dad"`` (DAD v1, ResNet-50), ``"einet"`` (a labelled
   stand-in on ResNet-50: EINet's architecture is not established).
 
-Every model maps (N, 3, H, W) normalised images to logits (N, 1, H, W) in eval mode; the
-modules of the network families are imported lazily, so this file imports even while one of
-them is broken or missing.
+Every model maps (N, 3, H, W) normalised images to logits (N, 1, H, W) in eval mode.
+:data:`MODELS` maps each name to the class or builder function that :func:`create_model` calls.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable
 
 from torch import nn
 
+from abanet_lib.models.abanet import ABANet
 from abanet_lib.models.base import SegmentationModel, main_output
+from abanet_lib.models.basnet import BASNet
+from abanet_lib.models.dad import DAD
+from abanet_lib.models.einet import EINetStandIn
+from abanet_lib.models.eunet import EUNet
+from abanet_lib.models.grabcut import GrabCutSegmenter
+from abanet_lib.models.maskrcnn import MaskRCNNSegmenter
+from abanet_lib.models.official import ABANetOfficial
+from abanet_lib.models.smp_models import SmpSegmentationModel
+from abanet_lib.models.unet_plain import build_unet_din, build_unet_geng, build_unet_plain
 
 #: smp architectures offered (canonical spelling as in smp's class names).
 SMP_ARCHS = ("Unet", "UnetPlusPlus", "MAnet", "Linknet", "DeepLabV3Plus", "PAN", "FPN", "PSPNet")
 #: smp encoders offered (the paper's three backbones plus ResNet-34 for cheap runs).
 SMP_ENCODERS = ("vgg19", "resnet50", "efficientnet-b7", "resnet34")
 
+#: Factory name -> the class or function that builds it (called with the factory's keywords).
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "abanet": ABANet,
+    "abanet_official": ABANetOfficial,
+    "basnet": BASNet,
+    "unet_plain": build_unet_plain,
+    "unet_din": build_unet_din,
+    "unet_geng": build_unet_geng,
+    "grabcut": GrabCutSegmenter,
+    "maskrcnn": MaskRCNNSegmenter,
+    "eunet": EUNet,
+    "dad": DAD,
+    "einet": EINetStandIn,
+}
 
-def _lazy(module: str, attr: str) -> Callable[..., nn.Module]:
-    """Return a builder that imports ``abanet_lib.models.<module>.<attr>`` when called."""
-
-    def build(**kw: Any) -> nn.Module:
-        try:
-            target = getattr(importlib.import_module(f"abanet_lib.models.{module}"), attr)
-        except (ImportError, AttributeError) as err:
-            raise ImportError(
-                f"create_model: abanet_lib.models.{module}.{attr} is not available ({err})"
-            ) from err
-        return target(**kw)
-
-    return build
-
-
-# name -> (builder(**kw), one-line description)
-_NAMED: dict[str, tuple[Callable[..., nn.Module], str]] = {
-    "abanet": (_lazy("abanet", "ABANet"),
-               "ABANet as described in the paper: BASNet-style ResNet-34 encoder, attention gates "
-               "on decoder stages 4-6, residual refinement, 8 deep-supervised outputs"),
-    "abanet_official": (_lazy("official", "ABANetOfficial"),
-                        "ABANet as in the authors' released code (gates on the 3 finest skips, "
-                        "gated skips replace the decoder path, ~3.1 M unused parameters)"),
-    "basnet": (_lazy("basnet", "BASNet"),
-               "BASNet (Qin et al. 2019): ResNet-34 encoder, 6-stage decoder, residual refinement, "
-               "8 deep-supervised outputs"),
-    "unet_plain": (_lazy("unet_plain", "build_unet_plain"),
-                   "U-Net (Ronneberger 2015): 4 down/4 up, 64..1024 ch, conv-BN-ReLU x2, "
-                   "transposed-conv up, padded convs"),
-    "unet_din": (_lazy("unet_plain", "build_unet_din"),
-                 "stand-in for Din et al. 2020 (stage-1 net not published): 5-level U-Net 32..1024 ch, "
-                 "InstanceNorm, LeakyReLU 0.2, after an unofficial re-implementation"),
-    "unet_geng": (_lazy("unet_plain", "build_unet_geng"),
-                  "stand-in for Geng et al. 2020 (segmentation net not published): plain U-Net "
-                  "(Ronneberger 2015)"),
-    "grabcut": (_lazy("grabcut", "GrabCutSegmenter"),
-                "GrabCut (OpenCV, no training; stand-in for Zhang et al. 2022) initialised from a "
-                "lower-face rectangle (fixed, or fitted on training masks)"),
-    "maskrcnn": (_lazy("maskrcnn", "MaskRCNNSegmenter"),
-                 "Mask R-CNN ResNet-50-FPN (torchvision; stand-in for Sola & Gera 2023), best "
-                 "instance's mask as the map"),
-    "eunet": (_lazy("eunet", "EUNet"),
-              "EU-Net (Patel et al. 2021), ResNet-34: SFEM + AGCM decoder, 5 deep-supervised outputs"),
-    "dad": (_lazy("dad", "DAD"),
-            "DAD v1 (Li et al. 2022), ResNet-50: guide map, FEM middle features, two "
-            "difference-aware extractors"),
-    "einet": (_lazy("einet", "EINetStandIn"),
-              "STAND-IN for EINet (architecture not established): ResNet-50 + edge-guided "
-              "top-down decoder, 4 deep-supervised outputs"),
+#: Factory name -> one-line description (same keys and order as :data:`MODELS`).
+DESCRIPTIONS: dict[str, str] = {
+    "abanet": "ABANet as described in the paper: BASNet-style ResNet-34 encoder, attention gates "
+              "on decoder stages 4-6, residual refinement, 8 deep-supervised outputs",
+    "abanet_official": "ABANet as in the authors' released code (gates on the 3 finest skips, "
+                       "gated skips replace the decoder path, ~3.1 M unused parameters)",
+    "basnet": "BASNet (Qin et al. 2019): ResNet-34 encoder, 6-stage decoder, residual refinement, "
+              "8 deep-supervised outputs",
+    "unet_plain": "U-Net (Ronneberger 2015): 4 down/4 up, 64..1024 ch, conv-BN-ReLU x2, "
+                  "transposed-conv up, padded convs",
+    "unet_din": "stand-in for Din et al. 2020 (stage-1 net not published): 5-level U-Net 32..1024 ch, "
+                "InstanceNorm, LeakyReLU 0.2, after an unofficial re-implementation",
+    "unet_geng": "stand-in for Geng et al. 2020 (segmentation net not published): plain U-Net "
+                 "(Ronneberger 2015)",
+    "grabcut": "GrabCut (OpenCV, no training; stand-in for Zhang et al. 2022) initialised from a "
+               "lower-face rectangle (fixed, or fitted on training masks)",
+    "maskrcnn": "Mask R-CNN ResNet-50-FPN (torchvision; stand-in for Sola & Gera 2023), best "
+                "instance's mask as the map",
+    "eunet": "EU-Net (Patel et al. 2021), ResNet-34: SFEM + AGCM decoder, 5 deep-supervised outputs",
+    "dad": "DAD v1 (Li et al. 2022), ResNet-50: guide map, FEM middle features, two "
+           "difference-aware extractors",
+    "einet": "STAND-IN for EINet (architecture not established): ResNet-50 + edge-guided "
+             "top-down decoder, 4 deep-supervised outputs",
 }
 
 #: (arch, encoder) pairs that smp cannot build, with the reason.
@@ -92,7 +88,7 @@ SMP_INVALID = {
 
 def list_models() -> list[str]:
     """Every valid factory name, in a stable order (named models, then smp arch x encoder)."""
-    names = list(_NAMED)
+    names = list(MODELS)
     for arch in SMP_ARCHS:
         for enc in SMP_ENCODERS:
             if (arch, enc) not in SMP_INVALID:
@@ -137,13 +133,11 @@ def create_model(name: str, **kw: Any) -> nn.Module:
         raise TypeError(f"create_model: name must be a string, got {type(name).__name__}")
     if name.startswith("smp:"):
         arch, enc = parse_smp_name(name)
-        from abanet_lib.models.smp_models import SmpSegmentationModel
-
         return SmpSegmentationModel(arch, enc, **kw)
-    if name not in _NAMED:
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(_NAMED)}, "
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}, "
                          f"or 'smp:<Arch>:<encoder>' with Arch in {SMP_ARCHS} and encoder in {SMP_ENCODERS}")
-    return _NAMED[name][0](**kw)
+    return MODELS[name](**kw)
 
 
 def describe_model(name: str) -> str:
@@ -152,12 +146,12 @@ def describe_model(name: str) -> str:
         arch, enc = parse_smp_name(name)
         extra = " (encoder_output_stride=32: vgg cannot dilate)" if (arch, enc) == ("PAN", "vgg19") else ""
         return f"segmentation_models_pytorch {arch} with a {enc} encoder, 1 output class{extra}"
-    if name not in _NAMED:
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(list_models()[:len(_NAMED)])}, smp:*")
-    return _NAMED[name][1]
+    if name not in DESCRIPTIONS:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(list_models()[:len(MODELS)])}, smp:*")
+    return DESCRIPTIONS[name]
 
 
 __all__ = [
-    "SMP_ARCHS", "SMP_ENCODERS", "SMP_INVALID", "SegmentationModel", "create_model",
-    "describe_model", "list_models", "main_output", "parse_smp_name",
+    "DESCRIPTIONS", "MODELS", "SMP_ARCHS", "SMP_ENCODERS", "SMP_INVALID", "SegmentationModel",
+    "create_model", "describe_model", "list_models", "main_output", "parse_smp_name",
 ]

