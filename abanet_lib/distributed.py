@@ -41,9 +41,10 @@ from torch.utils.data import DataLoader, Dataset
 from abanet_lib.config import RunConfig
 from abanet_lib.train import (LoopState, NonFiniteLossError, TrainingData, TrainResult, _rng_state,
                               build_criterion, build_model, build_optimizer, build_scheduler,
-                              build_training_data, build_val_loader, checkpoint_dir, checkpoint_paths,
+                              build_training_data, build_val_loader, checkpoint_paths,
                               epoch_row, finish_training, load_last_checkpoint, optimizer_step,
-                              print_epoch, seed_everything, validate_or_nan, write_epoch_outputs)
+                              print_epoch, seed_everything, staged_checkpoints, validate_or_nan,
+                              write_epoch_outputs)
 
 
 class _IndexDataset(Dataset):
@@ -243,26 +244,17 @@ def run_or_load_distributed(cfg: RunConfig, force: bool = False, progress: bool 
 
     rank, world_size, _ = init_process_group(kwargs.get("backend"))
     if force or not registry.is_complete(cfg):
-        folder = registry.run_dir(cfg)
+        staging = registry.staging_dir(cfg)
+        with staged_checkpoints(cfg):  # the finished record stays untouched until the swap
+            if rank == 0:
+                registry.prepare_staging(cfg, staging, force=force, progress=progress)
+            if world_size > 1:
+                dist.barrier()
+            result = train_distributed(cfg, staging, progress=progress, **kwargs)
         if rank == 0:
-            if force:
-                import shutil
-
-                shutil.rmtree(checkpoint_dir(cfg), ignore_errors=True)
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / registry.METRICS_FILE).unlink(missing_ok=True)
-        if world_size > 1:
-            dist.barrier()
-        result = train_distributed(cfg, folder, progress=progress, **kwargs)
-        if rank == 0:
-            run = registry.run_or_load(cfg, progress=progress)
-            metrics_path = folder / registry.METRICS_FILE
-            metrics = json.loads(metrics_path.read_text())
-            metrics["distributed"] = {**result.extra, "train_seconds": result.seconds,
-                                      "train_img_per_s": result.img_per_s}
-            tmp = metrics_path.with_name(metrics_path.name + ".tmp")
-            tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str))
-            os.replace(tmp, metrics_path)
+            # resumes the staged checkpoint (no epoch left), evaluates and swaps the record in
+            registry.run_or_load(cfg, progress=progress, extra_metrics={"distributed": {
+                **result.extra, "train_seconds": result.seconds, "train_img_per_s": result.img_per_s}})
     if world_size > 1:
         dist.barrier()
     return registry.load_run(cfg.run_id) if rank == 0 else None

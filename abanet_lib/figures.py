@@ -1,8 +1,8 @@
 """Figures of the reproduction: qualitative grids (Figs. 8, 9), the alpha sweep (Fig. 7), ablation bars.
 
 Every function returns a matplotlib Figure; notebooks save it with
-:func:`abanet_lib.plots.save_fig`. Predictions come from the runs' trained weights
-(:func:`load_trained_model`), never from files written by hand.
+:func:`abanet_lib.plots.save_fig`. Figures are drawn from the run records only (stored test
+predictions, :mod:`abanet_lib.artifacts`), never from weights, timings or files written by hand.
 
 Crop choice (stated rule, :func:`hardest_crops`): the ``k`` test images with the lowest mean
 IoU across the given runs, over the images every run was tested on; ties broken by name.
@@ -28,33 +28,14 @@ COLOR_GT_CONTOUR = "#00d060"
 # Models and predictions
 # ---------------------------------------------------------------------------------------
 def load_trained_model(run: Any):
-    """The trained model of ``run`` in eval mode (CPU).
-
-    Uses ``abanet_lib.registry.load_model(run)`` when the registry offers it; otherwise builds
-    the model from the run's config and loads ``best.pt`` from the run's checkpoint folder.
+    """The trained model of ``run`` in eval mode (CPU): :func:`abanet_lib.registry.load_model`.
 
     Raises:
         FileNotFoundError: a trainable model whose checkpoint is gone (rerun with force=True).
     """
-    try:
-        from abanet_lib.registry import load_model  # type: ignore[attr-defined]
-    except ImportError:
-        load_model = None
-    if load_model is not None:
-        return load_model(run).eval()
-    import torch
+    from abanet_lib.registry import load_model
 
-    from abanet_lib.train import build_model, checkpoint_dir
-
-    cfg = run.config
-    model = build_model(cfg.replace(pretrained=False))
-    if getattr(model, "trainable", True):
-        path = checkpoint_dir(cfg) / "best.pt"
-        if not path.is_file():
-            raise FileNotFoundError(f"run {cfg.run_id}: checkpoint {path} is missing; the run's metrics "
-                                    "exist but its weights do not (rerun it with force=True)")
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
-    return model.eval()
+    return load_model(run).eval()
 
 
 def predict_maps(model, samples: Sequence[Any], image_size: int, device: str = "auto",
@@ -223,17 +204,18 @@ def qualitative_figure(runs_by_label: Mapping[str, Any], k: int = 6, device: str
     predictions = {}
     for label, run in runs_by_label.items():
         saved = saved_predictions(run, names)
-        predictions[label] = saved if saved is not None else predict_maps(
-            load_trained_model(run), samples, run.config.image_size, device=device,
-            precision=run.config.precision)
+        if saved is None:  # rendering reads records only, never weights
+            print(f"{label}: left out, the record of {run.run_id} has no stored predictions for these crops")
+            continue
+        predictions[label] = saved
     return qualitative_grid(samples, predictions, title=title), names
 
 
 def saved_predictions(run: Any, names: Sequence[str]) -> list[np.ndarray] | None:
     """The run's stored test predictions (binary maps at native size) for ``names``, if all exist.
 
-    Runs trained on another machine keep ``<run>/predictions/<stem>.png`` (see
-    :data:`abanet_lib.registry.SAVE_PREDICTIONS_ENV`) because their weights stay behind.
+    Every record keeps ``<run>/predictions/<stem>.png`` (1 bit per pixel), so figures need no
+    weights.
     """
     from PIL import Image
 
@@ -348,3 +330,75 @@ def figure_configs(figure: str, scale, device: str = "auto") -> dict:
         out[row.label] = row.configs[0]
     order = {label: i for i, label in enumerate(labels)}
     return dict(sorted(out.items(), key=lambda kv: order[kv[0]]))
+
+
+# ---------------------------------------------------------------------------------------
+# Figures drawn from what the records store (notebooks 02 and 14)
+# ---------------------------------------------------------------------------------------
+def _paper_default_abanet(run: Any) -> bool:
+    return run.config.model == "abanet" and not run.config.model_kwargs_dict
+
+
+def recorded_run(scale: str, artifact: str) -> Any | None:
+    """The paper-default ABANet run of ``scale`` whose record holds ``artifact`` (a file name of
+    :mod:`abanet_lib.artifacts`), lowest (fold, seed, id) first; None when no record has it."""
+    from abanet_lib.registry import find_runs
+
+    runs = [r for r in find_runs(model="abanet", scale=str(getattr(scale, "name", scale)))
+            if _paper_default_abanet(r) and (Path(r.path) / artifact).is_file()]
+    runs.sort(key=lambda r: (r.config.fold, r.config.seed, r.run_id))
+    return runs[0] if runs else None
+
+
+def recorded_attention_figure(run: Any):
+    """Notebook 02's figure: the crop, its mask, every psi and every side output, from the run's
+    ``figure_maps.npz`` (computed with the run's trained weights after its evaluation)."""
+    from abanet_lib.artifacts import read_figure_maps
+    from abanet_lib.models.catalog import plot_attention_and_sides
+
+    maps = read_figure_maps(run)
+    psi = {int(k[4:]): v.astype(np.float32) for k, v in maps.items() if k.startswith("psi_")}
+    probs = {k[4:]: v.astype(np.float32) for k, v in maps.items() if k.startswith("out_")}
+    return plot_attention_and_sides(maps["image"], maps["mask"], dict(sorted(psi.items())), probs,
+                                    f"trained run {run.run_id} - {maps['label']}")
+
+
+def photo_demo_figures(photos: Mapping[str, np.ndarray], demo: Sequence[Mapping], title: str):
+    """Notebook 14's figures 14b (crops and their mask probability) and 14c (overlays of the
+    pasted-back mask and of the ground truth), from :func:`abanet_lib.artifacts.unpack_photo_demo`.
+
+    Args:
+        photos: photo file name -> (H, W, 3) uint8 RGB (the crops are cut from them).
+        demo: one dict per photo (name, faces, crop_prob, mask, truth, iou).
+        title: names the model (and whether the figure was recorded or computed now).
+
+    Returns:
+        (figure 14b, figure 14c).
+    """
+    import matplotlib.pyplot as plt
+
+    from abanet_lib import predict
+
+    n = len(demo)
+    fig_b, axes = plt.subplots(2, n, figsize=(2 * n, 4.2), squeeze=False)
+    for i, item in enumerate(demo):
+        x1, y1, x2, y2 = item["faces"][0]["crop_box"]
+        crop = photos[item["name"]][y1:y2, x1:x2]
+        axes[0, i].imshow(predict.thumbnail(crop))
+        axes[0, i].set_title(f"crop {crop.shape[1]}x{crop.shape[0]}", fontsize=8)
+        axes[1, i].imshow(item["crop_prob"], vmin=0, vmax=1, cmap="magma")
+        axes[1, i].set_title("mask probability", fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig_b.suptitle(title, fontsize=8)
+    fig_c, axes = plt.subplots(2, n, figsize=(2.2 * n, 4.8), squeeze=False)
+    for i, item in enumerate(demo):
+        photo = photos[item["name"]]
+        axes[0, i].imshow(predict.thumbnail(predict.overlay(photo, item["mask"], item["faces"])))
+        axes[0, i].set_title(f"prediction, IoU {item['iou']:.2f}", fontsize=8)
+        axes[1, i].imshow(predict.thumbnail(predict.overlay(photo, item["truth"])))
+        axes[1, i].set_title("ground truth (label 2)", fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig_c.suptitle(title, fontsize=8)
+    return fig_b, fig_c

@@ -16,22 +16,51 @@ def _env_path(var: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
-def results_dir() -> Path:
-    """Committed outputs: tables, figures, run folders (``ABANET_RESULTS``)."""
-    return _env_path("ABANET_RESULTS", PROJECT_ROOT / "results")
+#: Scales whose outputs are the committed record under ``results/``. Any other scale (``smoke``,
+#: a test's scale) writes under the git-ignored ``.cache/results-<scale>/`` instead, so running a
+#: notebook by hand at smoke scale can never overwrite a committed table, figure or run.
+COMMITTED_SCALES = ("reduced", "paper", "gpu")
 
 
-def runs_dir() -> Path:
+def results_dir(scale: str | None = None) -> Path:
+    """Where outputs of ``scale`` live (``ABANET_RESULTS`` overrides every scale).
+
+    Args:
+        scale: the scale whose outputs are read or written; ``None`` = the committed record.
+            A scale outside :data:`COMMITTED_SCALES` maps to ``.cache/results-<scale>/``.
+    """
+    if os.environ.get("ABANET_RESULTS"):
+        return _env_path("ABANET_RESULTS", PROJECT_ROOT / "results")
+    if scale is not None and str(scale) not in COMMITTED_SCALES:
+        return PROJECT_ROOT / ".cache" / f"results-{scale}"
+    return PROJECT_ROOT / "results"
+
+
+def runs_dir(scale: str | None = None) -> Path:
     """One folder per finished run: ``results/runs/<run_id>/``."""
-    return results_dir() / "runs"
+    return results_dir(scale) / "runs"
 
 
-def tables_dir() -> Path:
-    return results_dir() / "tables"
+def all_runs_dirs() -> list[Path]:
+    """Every folder that can hold run records: the committed one first, then each
+    ``.cache/results-<scale>/runs`` (smoke runs), so a run id is found wherever its scale put it."""
+    roots = [runs_dir()]
+    if not os.environ.get("ABANET_RESULTS"):
+        roots += sorted((PROJECT_ROOT / ".cache").glob("results-*/runs"))
+    return roots
 
 
-def figures_dir() -> Path:
-    return results_dir() / "figures"
+def tables_dir(scale: str | None = None) -> Path:
+    return results_dir(scale) / "tables"
+
+
+def figures_dir(scale: str | None = None) -> Path:
+    return results_dir(scale) / "figures"
+
+
+def benchmarks_dir() -> Path:
+    """Measurements of speed and other machine-dependent facts (never read by a table)."""
+    return results_dir() / "benchmarks"
 
 
 def cache_dir() -> Path:

@@ -23,6 +23,7 @@ import shutil
 import socket
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -32,17 +33,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from abanet_lib import paths, provenance
+from abanet_lib import artifacts, paths, provenance
 from abanet_lib.config import RunConfig
 from abanet_lib.evaluate import evaluate
 from abanet_lib.train import (TrainingData, atomic_csv, atomic_write_text, build_model, build_split,
-                              build_training_data, checkpoint_dir, checkpoint_paths, seed_everything, train)
+                              build_training_data, checkpoint_dir, checkpoint_paths, seed_everything,
+                              staged_checkpoints, train)
 
 METRICS_FILE = "metrics.json"
 KEEP_RESUME_STATE_ENV = "ABANET_KEEP_RESUME_STATE"
+#: Each record's test predictions, 1-bit PNGs at the masks' native size (figures read them).
 PREDICTIONS_DIR = "predictions"
-#: Set to 1 to keep each run's test predictions (1-bit PNGs) in its folder.
-SAVE_PREDICTIONS_ENV = "ABANET_SAVE_PREDICTIONS"
 
 
 @dataclass
@@ -82,10 +83,31 @@ class RunFailedError(RuntimeError):
     """One or more runs of :func:`run_many` failed (details in the message and logs)."""
 
 
+class RunRecordError(ValueError):
+    """A run record on disk cannot be read (the message names the file)."""
+
+
 def run_dir(cfg_or_id: RunConfig | str) -> Path:
-    """``runs_dir()/<run_id>``."""
-    run_id = cfg_or_id.run_id if isinstance(cfg_or_id, RunConfig) else str(cfg_or_id)
+    """``runs_dir(scale)/<run_id>``: a config's scale picks the folder (smoke runs live under the
+    git-ignored ``.cache/results-smoke/``); a bare id is looked up in every runs folder."""
+    if isinstance(cfg_or_id, RunConfig):
+        return paths.runs_dir(cfg_or_id.scale) / cfg_or_id.run_id
+    run_id = str(cfg_or_id)
+    for root in paths.all_runs_dirs():
+        if (root / run_id).is_dir():
+            return root / run_id
     return paths.runs_dir() / run_id
+
+
+def staging_dir(cfg: RunConfig) -> Path:
+    """Where ``cfg`` is (re)trained until its record is complete: ``<runs>/.staging/<run_id>``
+    (git-ignored, same file system as the record so the swap is one rename)."""
+    return paths.runs_dir(cfg.scale) / STAGING_DIR / cfg.run_id
+
+
+def lock_dir(cfg: RunConfig) -> Path:
+    """The folder holding ``cfg``'s training lock while a process trains it."""
+    return paths.runs_dir(cfg.scale) / STAGING_DIR / LOCKS_DIR / cfg.run_id
 
 
 def is_complete(cfg: RunConfig | str) -> bool:
@@ -98,14 +120,47 @@ def load_run(run_id: str) -> Run:
 
     Raises:
         FileNotFoundError: no complete run with this id (message says where it looked).
+        RunRecordError: ``config.json`` or ``metrics.json`` is unreadable (names the file).
     """
     folder = run_dir(run_id)
     metrics_path = folder / METRICS_FILE
     if not metrics_path.is_file():
-        hint = " (the run started but did not finish)" if folder.is_dir() else ""
+        started = [root / STAGING_DIR / run_id for root in paths.all_runs_dirs()
+                   if (root / STAGING_DIR / run_id).is_dir()]
+        hint = f" (the run started but did not finish: {started[0]})" if started else ""
         raise FileNotFoundError(f"no complete run {run_id!r}: {metrics_path} is missing{hint}")
-    config = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    metrics = json.loads(metrics_path.read_text())
+    return load_run_folder(folder)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunRecordError(f"{path}: missing from the run record") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunRecordError(f"{path}: not a readable JSON record ({type(err).__name__}: {err})") from None
+    if not isinstance(value, dict):
+        raise RunRecordError(f"{path}: expected a JSON object, found {type(value).__name__}")
+    return value
+
+
+def broken_runs() -> dict[str, str]:
+    """Run folders whose record cannot be read: folder -> one-line reason (see :func:`find_runs`)."""
+    broken = {}
+    for root in paths.all_runs_dirs():
+        for metrics_path in sorted(root.glob(f"*/{METRICS_FILE}")):
+            try:
+                load_run_folder(metrics_path.parent)
+            except (RunRecordError, ValueError, TypeError) as err:
+                broken[str(metrics_path.parent)] = str(err)
+    return broken
+
+
+def load_run_folder(folder: Path) -> Run:
+    """:func:`load_run` for a given folder (any runs root)."""
+    folder = Path(folder)
+    config = RunConfig.from_dict(_read_json(folder / "config.json"))
+    metrics = _read_json(folder / METRICS_FILE)
     return Run(config=config, metrics=metrics, history=_read_csv(folder / "history.csv"),
                per_image=_read_csv(folder / "per_image.csv"), path=folder)
 
@@ -119,23 +174,27 @@ def find_runs(**filters: Any) -> list[Run]:
     Example:
         ``find_runs(model="abanet", scale="reduced")``
     """
-    root = paths.runs_dir()
-    if not root.is_dir():
-        return []
     from dataclasses import fields
 
     known = {f.name for f in fields(RunConfig)}
     unknown = set(filters) - known
     if unknown:
         raise ValueError(f"find_runs: unknown config field(s) {sorted(unknown)}; expected some of {sorted(known)}")
-    runs = []
-    for metrics_path in sorted(root.glob(f"*/{METRICS_FILE}")):
-        try:
-            cfg_dict = json.loads((metrics_path.parent / "config.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if all(_matches(cfg_dict.get(k), v) for k, v in filters.items()):
-            runs.append(load_run(metrics_path.parent.name))
+    runs, seen = [], set()
+    for root in paths.all_runs_dirs():
+        for metrics_path in sorted(root.glob(f"*/{METRICS_FILE}")):
+            folder = metrics_path.parent
+            if folder.name in seen:
+                continue
+            try:
+                run = load_run_folder(folder)
+            except (RunRecordError, ValueError, TypeError) as err:
+                # Reported, not dropped silently: the other runs still load.
+                warnings.warn(f"skipping unreadable run record {folder}: {err}", stacklevel=2)
+                continue
+            seen.add(folder.name)
+            if all(_matches(run.config.to_dict().get(k), v) for k, v in filters.items()):
+                runs.append(run)
     return runs
 
 
@@ -169,6 +228,7 @@ def run_or_load(
     max_batches: int | None = None,
     callbacks: Sequence = (),
     accumulator_factory: Callable | None = None,
+    extra_metrics: dict | None = None,
 ) -> Run:
     """Return the finished run of ``cfg``, training and evaluating it first if needed.
 
@@ -181,16 +241,148 @@ def run_or_load(
         max_batches: cap on training batches per epoch (smoke checks).
         callbacks: passed to :func:`abanet_lib.train.train`.
         accumulator_factory: metric accumulator for :func:`abanet_lib.evaluate.evaluate`.
+        extra_metrics: entries added to ``metrics.json`` (the distributed run's world size).
+
+    Training happens in :func:`staging_dir` (checkpoints in the staged checkpoint folder); the
+    finished folder replaces the record in one step (:func:`swap_in`), so a kill at any moment
+    leaves the previous record as it was, and running again resumes the interrupted attempt.
     """
     folder = run_dir(cfg)
     if not force and is_complete(cfg):
-        return load_run(cfg.run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    with training_lock(folder, cfg.run_id):
+        return load_run_folder(folder)
+    staging = staging_dir(cfg)
+    lock_folder = lock_dir(cfg)
+    lock_folder.mkdir(parents=True, exist_ok=True)
+    with training_lock(lock_folder, cfg.run_id):
+        _finish_interrupted_swap(cfg)
         if not force and is_complete(cfg):  # finished by another process while we waited
-            return load_run(cfg.run_id)
-        return _train_and_evaluate(cfg, folder, force, progress, model, criterion, data, test_refs,
-                                   max_batches, callbacks, accumulator_factory)
+            return load_run_folder(folder)
+        _adopt_partial_folder(cfg, folder, staging)
+        with staged_checkpoints(cfg):
+            prepare_staging(cfg, staging, force, progress)
+            try:
+                _train_and_evaluate(cfg, staging, progress, model, criterion, data, test_refs,
+                                    max_batches, callbacks, accumulator_factory, extra_metrics)
+            except BaseException:
+                _drop_empty_staging(cfg, staging)
+                raise
+        swap_in(cfg, staging, folder)
+    return load_run_folder(folder)
+
+
+#: Sub-folder of a runs folder holding runs being trained (git-ignored).
+STAGING_DIR = ".staging"
+#: Inside the staging folder: one lock folder per run id.
+LOCKS_DIR = ".locks"
+#: Suffix of the previous record while a swap without an atomic exchange is under way.
+PREVIOUS_SUFFIX = ".previous"
+
+
+def prepare_staging(cfg: RunConfig, staging: Path, force: bool = False, progress: bool = True) -> None:
+    """Make ``staging`` ready: resume a staging folder of this config (an interrupted (re)train),
+    else start one from scratch, with no checkpoint left from an earlier attempt."""
+    config_path = staging / "config.json"
+    resumable = False
+    if config_path.is_file():
+        try:
+            resumable = RunConfig.from_dict(json.loads(config_path.read_text())).run_id == cfg.run_id
+        except (OSError, ValueError, TypeError):
+            resumable = False
+    last, _ = checkpoint_paths(cfg)
+    if resumable and last.is_file():
+        if progress:
+            what = "forced retrain" if force else "run"
+            print(f"[{cfg.run_id}] resuming the interrupted {what} in {staging}", flush=True)
+        return
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(checkpoint_dir(cfg), ignore_errors=True)
+    staging.mkdir(parents=True)
+    atomic_write_text(config_path, json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+
+
+def _drop_empty_staging(cfg: RunConfig, staging: Path) -> None:
+    """After a failure: a staging folder with no epoch to resume from is removed (a failed
+    model construction leaves no half-made folder behind); one with progress is kept."""
+    last, _ = checkpoint_paths(cfg)
+    if not last.is_file():
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(checkpoint_dir(cfg), ignore_errors=True)
+
+
+def _adopt_partial_folder(cfg: RunConfig, folder: Path, staging: Path) -> None:
+    """A run folder without ``metrics.json`` (interrupted by an older version, which trained in
+    place) moves to staging with its checkpoints, so it resumes there."""
+    if not folder.is_dir() or (folder / METRICS_FILE).exists() or staging.exists():
+        return
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(folder, staging)
+    (staging / LOCK_FILE).unlink(missing_ok=True)
+    old, new = checkpoint_dir(cfg, staged=False), checkpoint_dir(cfg, staged=True)
+    if old.is_dir() and not new.exists():
+        os.rename(old, new)
+
+
+def swap_in(cfg: RunConfig, staging: Path, folder: Path) -> None:
+    """Replace the record ``folder`` by the complete ``staging`` folder in one step.
+
+    On Linux both folders are exchanged atomically (``renameat2(RENAME_EXCHANGE)``), so at every
+    instant ``folder`` is either the old record or the new one. Elsewhere the old record is
+    first renamed to ``<id>.previous`` (restored by :func:`_finish_interrupted_swap` if a kill
+    falls between the two renames). The staged ``best.pt`` then replaces the old one.
+    """
+    if not (staging / METRICS_FILE).is_file():
+        raise RuntimeError(f"refusing to swap in {staging}: its {METRICS_FILE} is missing")
+    if folder.exists():
+        if _exchange(staging, folder):
+            shutil.rmtree(staging)  # now holds the previous record
+        else:
+            previous = staging.with_name(staging.name + PREVIOUS_SUFFIX)
+            shutil.rmtree(previous, ignore_errors=True)
+            os.rename(folder, previous)
+            os.rename(staging, folder)
+            shutil.rmtree(previous)
+    else:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staging, folder)
+    staged, final = checkpoint_dir(cfg, staged=True), checkpoint_dir(cfg, staged=False)
+    if (staged / "best.pt").is_file():
+        final.mkdir(parents=True, exist_ok=True)
+        os.replace(staged / "best.pt", final / "best.pt")
+        (final / "last.pt").unlink(missing_ok=True)
+        if os.environ.get(KEEP_RESUME_STATE_ENV, "") not in ("", "0") and (staged / "last.pt").is_file():
+            os.replace(staged / "last.pt", final / "last.pt")
+    shutil.rmtree(staged, ignore_errors=True)
+
+
+def _finish_interrupted_swap(cfg: RunConfig) -> None:
+    """Restore ``<id>.previous`` when a non-atomic swap was killed between its two renames."""
+    staging = staging_dir(cfg)
+    previous = staging.with_name(staging.name + PREVIOUS_SUFFIX)
+    folder = paths.runs_dir(cfg.scale) / cfg.run_id
+    if previous.is_dir() and not folder.exists():
+        os.rename(previous, folder)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically exchange two paths (Linux ``renameat2``); False where unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL / ENOSYS / EOPNOTSUPP: the file system cannot exchange
+        return False
+    raise OSError(err, f"exchanging {a} and {b}: {os.strerror(err)}")
 
 
 class RunBusyError(RuntimeError):
@@ -249,15 +441,11 @@ def training_lock(folder: Path, run_id: str):
         lock.unlink(missing_ok=True)
 
 
-def _train_and_evaluate(cfg, folder, force, progress, model, criterion, data, test_refs, max_batches,
-                        callbacks, accumulator_factory) -> Run:
+def _train_and_evaluate(cfg, folder, progress, model, criterion, data, test_refs, max_batches,
+                        callbacks, accumulator_factory, extra_metrics=None) -> None:
+    """Train (resuming from the staged checkpoint if any) and evaluate into ``folder`` (the
+    staging folder); ``metrics.json`` is written last."""
     start = time.perf_counter()
-    (folder / METRICS_FILE).unlink(missing_ok=True)
-    if force:
-        shutil.rmtree(checkpoint_dir(cfg), ignore_errors=True)
-        (folder / "history.csv").unlink(missing_ok=True)
-    atomic_write_text(folder / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
-
     split = None
     if test_refs is None or (data is None and model is None):
         split = build_split(cfg)
@@ -271,16 +459,14 @@ def _train_and_evaluate(cfg, folder, force, progress, model, criterion, data, te
         data = build_training_data(cfg, split if split is not None else build_split(cfg))
 
     result = train(cfg, folder, model=model, criterion=criterion, data=data, progress=progress,
-                   max_batches=max_batches, resume=not force, callbacks=callbacks)
+                   max_batches=max_batches, resume=True, callbacks=callbacks)
     t_eval = time.perf_counter()
-    # Runs trained where their checkpoints cannot follow (a borrowed GPU) keep their test
-    # predictions as 1-bit PNGs, so qualitative figures need no weights.
-    keep_predictions = os.environ.get(SAVE_PREDICTIONS_ENV, "") not in ("", "0")
+    # Every record keeps its test predictions as 1-bit PNGs: figures need no weights.
     per_image, summary = evaluate(result.model, test_refs, cfg.image_size, device=result.device,
                                   precision=result.precision, batch_size=max(cfg.batch_size, 8),
                                   channels_last=cfg.channels_last, progress=False,
                                   accumulator_factory=accumulator_factory,
-                                  save_predictions_dir=folder / PREDICTIONS_DIR if keep_predictions else None,
+                                  save_predictions_dir=folder / PREDICTIONS_DIR,
                                   prediction_format="binary")
     eval_seconds = time.perf_counter() - t_eval
     if result.trained:
@@ -289,9 +475,11 @@ def _train_and_evaluate(cfg, folder, force, progress, model, criterion, data, te
         atomic_csv(pd.DataFrame(columns=["epoch", "train_loss", "val_loss", "val_iou", "lr", "seconds",
                                           "img_per_s"]), folder / "history.csv")
     atomic_csv(per_image, folder / "per_image.csv")
+    artifacts.record_artifacts(folder, cfg, result.model, result.device, trained=result.trained)
 
     n_train = len(data.train) if data is not None else 0
     n_val = len(data.val) if data is not None and data.val is not None else 0
+    final_best = checkpoint_dir(cfg, staged=False) / "best.pt"
     metrics = {
         "run_id": cfg.run_id,
         "model": cfg.model,
@@ -310,15 +498,15 @@ def _train_and_evaluate(cfg, folder, force, progress, model, criterion, data, te
         "train_img_per_s": result.img_per_s,
         "eval_seconds": eval_seconds,
         "precision": result.precision,
-        "checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
+        # where best.pt lands once the record is swapped in
+        "checkpoint": str(final_best) if result.best_checkpoint else None,
         # what an untrained model fitted on the training split (GrabCut's rectangle), if anything
         "fitted": result.model.fitted_params() if hasattr(result.model, "fitted_params") else None,
         "provenance": provenance.collect(result.device, wall_seconds=time.perf_counter() - start,
                                          scale=cfg.scale),
+        **(extra_metrics or {}),
     }
     atomic_write_text(folder / METRICS_FILE, json.dumps(_jsonable(metrics), indent=2, sort_keys=True))
-    drop_resume_state(cfg)
-    return load_run(cfg.run_id)
 
 
 def drop_resume_state(cfg: RunConfig) -> bool:

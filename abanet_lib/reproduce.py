@@ -37,6 +37,47 @@ class NotebookFailed(RuntimeError):
         self.cell_index, self.cell_source = cell_index, cell_source
 
 
+#: Local kernels talk over IPC sockets: no network port, and no "running over TCP without
+#: encryption" warning from every kernel start.
+IPC_KERNEL_MANAGER = "abanet_lib.reproduce.IPCKernelManager"
+
+
+def _ipc_kernel_manager():
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        """The kernel manager papermill uses, on the ``ipc`` transport."""
+
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
+def __getattr__(name: str):
+    # built on first use: jupyter_client is only needed when notebooks are executed
+    if name == "IPCKernelManager":
+        cls = _ipc_kernel_manager()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)
+
+
+def parameter_names(notebook: Path | str) -> list[str]:
+    """Names assigned in the notebook's ``parameters`` cell (parsed with :mod:`ast`)."""
+    import ast
+    import json
+
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse("".join(cell.get("source", [])))
+            return [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                    if isinstance(t, ast.Name)]
+    return []
+
+
 def default_notebooks_dir() -> Path:
     return paths.PROJECT_ROOT / "notebooks"
 
@@ -120,11 +161,12 @@ def reproduce(
                 print(f"[{i}/{len(notebooks)}] {nb.name} (scale={scale}) ...", flush=True)
             t0 = time.perf_counter()
             parameters = {"scale": scale}
-            if "train_missing" in pm.inspect_notebook(str(nb)):  # only notebooks that train
+            if "train_missing" in parameter_names(nb):  # only notebooks that train
                 parameters["train_missing"] = train_missing
             try:
                 pm.execute_notebook(str(nb), str(target), kernel_name=kernel_name, parameters=parameters,
-                                    cwd=str(nb.parent), progress_bar=False, execution_timeout=cell_timeout)
+                                    cwd=str(nb.parent), progress_bar=False, execution_timeout=cell_timeout,
+                                    kernel_manager_class=IPC_KERNEL_MANAGER)
             except PapermillExecutionError as err:
                 source = (err.source or "").strip()
                 excerpt = "\n".join("    " + line for line in source.splitlines()[:8])

@@ -85,7 +85,8 @@ SPECS: dict[str, TableSpec] = {
                         paper_source="paper Table 4 (mean +- std over five trials)",
                         notes="Trial i uses seed i and test fold i mod k (new weights and a new split), "
                               "as the paper's protocol. F-beta = max F-beta in percent. FPS: batch 1, "
-                              "our device, random input at the run's size (not the paper's GPU). "
+                              "random input at the run's size, measured once after each run's evaluation "
+                              "on the device its speed.json records (not the paper's GPU). "
                               "Din, Geng, Sola & Gera rows are stand-ins: their networks are unpublished."),
     "table5": TableSpec("Table 5: module ablation (attention gates, refinement)", _FIVE,
                         paper_source="paper Table 5"),
@@ -117,9 +118,10 @@ SPECS: dict[str, TableSpec] = {
                      "Table 2's ABANet",
         notes="@mfsd = the MFSD test fold of the run's fold (split seed 0, as the main rows); @maskedfacenet = the 50 images of "
               "maskedfacenet-seg500/testing. Cross-domain scores come from evaluating the "
-              "trained weights on the other data set; an empty cross-domain cell belongs to a run "
-              "trained on a lent GPU machine whose weights did not come back (its own test "
-              "predictions did), so it cannot be scored on the other set here."),
+              "trained weights on the other data set once, after training, stored in the run's "
+              "cross_domain.json; an empty cross-domain cell belongs to a run trained on a lent "
+              "GPU machine whose weights did not come back (its own test predictions did), so it "
+              "could not be scored on the other set."),
 }
 
 #: Cross-domain columns of the synthetic table -> (data set, metric).
@@ -188,8 +190,8 @@ def build_table(
         scale: the scale the runs belong to (caption, row list).
         rows: subset of rows (see :func:`abanet_lib.experiments.table_rows`).
         extra_metrics: run id -> {column: value in the table's units} added to (and overriding)
-            the run's own metrics, e.g. FPS (:func:`measure_fps_for_runs`) or cross-domain
-            scores (:func:`cross_domain_metrics`).
+            the run's own metrics. Columns recorded beside the scores (FPS: :func:`recorded_fps`,
+            cross-domain scores: :func:`recorded_cross_domain`) are read from the records.
         write: write ``<table>_<scale>.csv`` and ``.md`` into ``folder`` (default
             ``results/tables/``).
         folder: output folder override.
@@ -208,7 +210,14 @@ def build_table(
     by_id = {}
     for run in runs:
         by_id.setdefault(run.config.run_id, run)
-    extra = dict(extra_metrics or {})
+    extra: dict[str, dict[str, float]] = {}
+    # Columns stored beside the scores (speed.json, cross_domain.json), read from the records only.
+    recorded = RECORDED_COLUMNS & set(spec.metrics)
+    if "fps" in recorded:
+        _merge(extra, recorded_fps(by_id.values()))
+    if recorded - {"fps"}:
+        _merge(extra, recorded_cross_domain(by_id.values(), scale))
+    _merge(extra, extra_metrics or {})
 
     records, used_runs = [], []
     for row in exp_rows:
@@ -227,6 +236,11 @@ def build_table(
     if write:
         write_table(frame, f"{table}_{scale.name}", folder=folder)
     return frame
+
+
+def _merge(into: dict, more: Mapping) -> None:
+    for run_id, values in more.items():
+        into.setdefault(run_id, {}).update(values)
 
 
 def _row_record(row: ExperimentRow, found: list, spec: TableSpec, extra: Mapping) -> dict:
@@ -253,7 +267,12 @@ def _row_record(row: ExperimentRow, found: list, spec: TableSpec, extra: Mapping
         values = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
         rec[m] = float(values.mean()) if len(values) else math.nan
         rec[f"{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
-    rec["note"] = row.note
+    missing = {m: [run.config.run_id for run in found
+                   if math.isnan(float(extra.get(run.config.run_id, {}).get(m, math.nan)))]
+               for m in spec.metrics if m in RECORDED_COLUMNS}
+    gaps = [f"{m} not in the record of {', '.join(ids)} (measured after training only where the "
+            f"weights were at hand; these runs' weights are not)" for m, ids in missing.items() if ids]
+    rec["note"] = "; ".join([row.note] + gaps if row.note else gaps)
     rec["run_ids"] = ";".join(run.config.run_id for run in found)
     return rec
 
@@ -420,8 +439,9 @@ def table_markdown(frame: pd.DataFrame, heading: str = "**") -> str:
 
 
 def write_table(frame: pd.DataFrame, name: str, folder: Path | None = None) -> tuple[Path, Path]:
-    """Write ``<name>.csv`` (numbers) and ``<name>.md`` (title, caption, table)."""
-    folder = Path(folder) if folder is not None else paths.tables_dir()
+    """Write ``<name>.csv`` (numbers) and ``<name>.md`` (title, caption, table) into the tables
+    folder of the frame's scale (a smoke table never lands where committed tables live)."""
+    folder = Path(folder) if folder is not None else paths.tables_dir(frame.attrs.get("scale") or _scale_of(name))
     folder.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = folder / f"{name}.csv", folder / f"{name}.md"
     frame.to_csv(csv_path, float_format="%.6g")
@@ -431,9 +451,15 @@ def write_table(frame: pd.DataFrame, name: str, folder: Path | None = None) -> t
     return csv_path, md_path
 
 
+def _scale_of(name: str) -> str | None:
+    """The scale a table file name ends with (``table2_smoke`` -> ``smoke``), if any."""
+    tail = name.rsplit("_", 1)[-1]
+    return tail if tail in ("smoke", "reduced", "paper", "gpu") else None
+
+
 def read_table(name: str, folder: Path | None = None) -> pd.DataFrame:
     """Read back a written table with its attrs (title, caption, table, scale)."""
-    folder = Path(folder) if folder is not None else paths.tables_dir()
+    folder = Path(folder) if folder is not None else paths.tables_dir(_scale_of(name))
     frame = pd.read_csv(folder / f"{name}.csv", index_col="row")
     meta_path = folder / f"{name}.json"
     if meta_path.is_file():
@@ -449,84 +475,42 @@ def read_table(name: str, folder: Path | None = None) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------
 # Extra measurements: FPS (Table 4) and cross-domain scores (synthetic)
 # ---------------------------------------------------------------------------------------
-def measure_fps_for_runs(runs: Iterable[Any], device: str = "auto", batch_size: int = 1,
-                         warmup: int = 2, repeats: int = 5) -> dict[str, dict[str, float]]:
-    """FPS of each run's architecture at its image size (batch 1, random input).
+def recorded_fps(runs: Iterable[Any]) -> dict[str, dict[str, float]]:
+    """FPS of each run from its record's ``speed.json`` (batch 1, measured once after its
+    evaluation; see :mod:`abanet_lib.artifacts`). Runs without one are left out (empty cell).
+    Re-measuring speed is :mod:`benchmarks.bench_speed`'s job and never feeds a table."""
+    from abanet_lib.artifacts import read_speed
 
-    Speed depends on the architecture and input size only, so one measurement serves every
-    run with the same model, kwargs and size (Table 4's trials). Returns run id -> {"fps": x}.
-    """
-    from abanet_lib.evaluate import measure_fps
-    from abanet_lib.train import build_model
-
-    cache: dict[tuple, float] = {}
     out = {}
     for run in runs:
-        cfg = run.config
-        key = (cfg.model, cfg.model_kwargs, cfg.image_size, cfg.pretrained)
-        if key not in cache:
-            model = build_model(cfg.replace(pretrained=False))
-            result = measure_fps(model, cfg.image_size, device=device, batch_sizes=(batch_size,),
-                                 warmup=warmup, repeats=repeats, precision=cfg.precision)
-            cache[key] = float(result["fps"][str(batch_size)])
-        out[cfg.run_id] = {"fps": cache[key]}
+        speed = read_speed(run)
+        if speed is not None:
+            out[run.config.run_id] = {"fps": float(speed["fps"])}
     return out
 
 
-def _cross_test_refs(cfg, dataset: str, scale: Scale) -> list:
-    """Test references of ``dataset`` matching run ``cfg``'s fold (no training image of the run)."""
-    from abanet_lib.data import list_samples
-    from abanet_lib.train import build_split, seeded_subset
-
-    if dataset == MASKEDFACENET:
-        testing = [r for r in list_samples(MASKEDFACENET) if getattr(r, "subset", "") == "testing"]
-        return seeded_subset(testing, cfg.max_eval_images, cfg.seed)
-    # seed 0: the split of the main rows, so every row is tested on the same MFSD fold
-    mfsd_cfg = cfg.replace(eval_dataset=scale.eval_dataset, train_datasets=(scale.eval_dataset,),
-                           split=scale.split, max_train_images=None, seed=0)
-    return list(build_split(mfsd_cfg).test)
-
-
-def cross_domain_metrics(runs: Iterable[Any], scale: Scale | str | None = None, device: str = "auto",
-                         refresh: bool = False) -> dict[str, dict[str, float]]:
-    """IoU/F1 of each synthetic-table run on both test sets (percent; run id -> columns).
-
-    A run's own test set comes from its metrics; the other one is evaluated here with the
-    run's trained weights (:func:`abanet_lib.figures.load_trained_model`) and cached in
-    ``cache_dir()/cross_eval/<run_id>__<dataset>.json``.
-    """
-    from abanet_lib.evaluate import evaluate
-    from abanet_lib.figures import load_trained_model
+def recorded_cross_domain(runs: Iterable[Any], scale: Scale | str | None = None) -> dict[str, dict[str, float]]:
+    """IoU/F1 of each synthetic-table run on both test sets (percent; run id -> columns), from
+    the run's own test scores and its record's ``cross_domain.json``. A cross-domain score the
+    record lacks stays NaN (the table's note says why)."""
+    from abanet_lib.artifacts import read_cross_domain
 
     scale = scale if isinstance(scale, Scale) else get_scale(scale)
-    cache = paths.cache_dir() / "cross_eval"
     out: dict[str, dict[str, float]] = {}
     for run in runs:
         cfg = run.config
+        other = read_cross_domain(run) or {}
         values: dict[str, float] = {}
         for column, (dataset, metric) in CROSS_COLUMNS.items():
             name = scale.eval_dataset if dataset == "mfsd" else dataset
-            if name == cfg.eval_dataset:
-                values[column] = metric_value(run_summary(run), metric, _percent_all())
-                continue
-            path = cache / f"{cfg.run_id}__{name}.json"
-            if path.is_file() and not refresh:
-                summary = json.loads(path.read_text())
-            else:
-                try:
-                    model = load_trained_model(run)
-                except FileNotFoundError as err:  # trained elsewhere (GPU); weights not here
-                    print(f"{cfg.run_id}: no weights on this machine, {name} score left empty ({err})")
-                    values[column] = float("nan")
-                    continue
-                _, summary = evaluate(model, _cross_test_refs(cfg, name, scale), cfg.image_size,
-                                      device=device, precision=cfg.precision)
-                summary = {k: float(v) for k, v in summary.items() if isinstance(v, (int, float))}
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(summary, indent=1, sort_keys=True))
+            summary = run_summary(run) if name == cfg.eval_dataset else other.get(name, {})
             values[column] = metric_value(summary, metric, _percent_all())
         out[cfg.run_id] = values
     return out
+
+
+#: Columns that come from a record's artifacts rather than its test summary.
+RECORDED_COLUMNS = frozenset({"fps", *CROSS_COLUMNS})
 
 
 def _percent_all() -> TableSpec:

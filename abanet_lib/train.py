@@ -17,6 +17,8 @@ One call, :func:`train`, trains the model of a :class:`~abanet_lib.config.RunCon
 """
 from __future__ import annotations
 
+import contextlib
+
 import math
 import os
 import random
@@ -116,9 +118,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def checkpoint_dir(cfg: RunConfig) -> Path:
-    """``cache_dir()/checkpoints/<run_id>/`` (git-ignored)."""
-    return paths.cache_dir() / "checkpoints" / cfg.run_id
+#: Run ids whose checkpoints currently go to the staging folder (a retrain in progress): the
+#: finished record's ``best.pt`` stays untouched until the new record replaces it.
+_STAGED_RUNS: set[str] = set()
+
+
+def checkpoint_dir(cfg: RunConfig, staged: bool | None = None) -> Path:
+    """``cache_dir()/checkpoints/<run_id>/`` (git-ignored); ``<run_id>.staging/`` while the run
+    is being (re)trained into a staging folder (see :func:`staged_checkpoints`).
+
+    Args:
+        staged: force the staging (True) or final (False) folder; None = as currently staged.
+    """
+    staged = cfg.run_id in _STAGED_RUNS if staged is None else staged
+    return paths.cache_dir() / "checkpoints" / (cfg.run_id + (".staging" if staged else ""))
+
+
+@contextlib.contextmanager
+def staged_checkpoints(cfg: RunConfig):
+    """Within the block, every checkpoint of ``cfg`` is read and written in the staging folder."""
+    _STAGED_RUNS.add(cfg.run_id)
+    try:
+        yield checkpoint_dir(cfg)
+    finally:
+        _STAGED_RUNS.discard(cfg.run_id)
 
 
 def build_model(cfg: RunConfig, split: RunSplit | None = None) -> nn.Module:

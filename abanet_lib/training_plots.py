@@ -112,30 +112,28 @@ def show_predictions(model, refs: Sequence, image_size: int, device: str = "cpu"
 
 
 def show_run_predictions(run, refs: Sequence, device: str = "cpu", threshold: float = 0.5):
-    """:func:`show_predictions` with the run's weights, or with its stored test predictions.
+    """:func:`prediction_rows` from the run's stored test predictions (binary maps at native size,
+    :func:`abanet_lib.figures.saved_predictions`): the figure is a function of the record, the
+    same on every machine, with or without the weights. ``device`` is kept for callers.
 
-    A run trained on another machine (a lent GPU) has no weights here; it keeps binary
-    predictions in its folder (:func:`abanet_lib.figures.saved_predictions`), shown instead.
+    Raises:
+        FileNotFoundError: the record holds no stored prediction for one of ``refs``.
     """
     from abanet_lib.figures import saved_predictions
-    from abanet_lib.registry import load_model
 
-    try:
-        model = load_model(run, device=device)
-    except FileNotFoundError:
-        samples = [r.load() for r in refs]
-        stored = saved_predictions(run, [s.name for s in samples])
-        if stored is None:
-            raise
-        fig = prediction_rows(samples, stored, threshold)
-        fig.suptitle("stored binary predictions (the weights stayed on the machine that trained the run)",
-                     fontsize=9)
-        fig.tight_layout()
-        return fig
-    return show_predictions(model, refs, run.config.image_size, device=device, threshold=threshold)
+    samples = [r.load() for r in refs]
+    stored = saved_predictions(run, [s.name for s in samples])
+    if stored is None:
+        raise FileNotFoundError(f"run {run.run_id}: its record has no stored test predictions for "
+                                f"{[s.name for s in samples]} (retrain it to record them)")
+    fig = prediction_rows(samples, stored, threshold, probability_label="stored prediction")
+    fig.suptitle(f"run {run.run_id}: stored test predictions (binary, at each mask's native size)", fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
-def prediction_rows(samples: Sequence, probs: Sequence[np.ndarray], threshold: float = 0.5):
+def prediction_rows(samples: Sequence, probs: Sequence[np.ndarray], threshold: float = 0.5,
+                    probability_label: str = "probability"):
     """One row per sample: image | ground truth | probability | errors (see show_predictions)."""
     import matplotlib.pyplot as plt
 
@@ -153,7 +151,7 @@ def prediction_rows(samples: Sequence, probs: Sequence[np.ndarray], threshold: f
         errors[pred & ~gt] = (0.9, 0.1, 0.1)
         errors[~pred & gt] = (0.1, 0.3, 0.9)
         panels = [(sample.image, sample.name[:28]), (gt, "ground truth"),
-                  (prob, "probability"), (errors, f"errors (IoU {iou:.3f})")]
+                  (prob, probability_label), (errors, f"errors (IoU {iou:.3f})")]
         for ax, (img, label) in zip(row, panels):
             if img.ndim == 2:
                 ax.imshow(img.astype(np.float32), cmap="gray", vmin=0, vmax=1)

@@ -87,3 +87,23 @@ def test_readme_states_the_size_of_the_reduced_list(monkeypatch):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     n = len(E.all_experiments("reduced"))
     assert re.search(rf"list has {n} runs", readme.replace("\n", " ")), f"README should say 'list has {n} runs'"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_papermill_reads_every_parameter_without_a_warning(path, caplog):
+    """papermill parses the parameters cell to check `-p` names; a line it cannot parse (e.g. a
+    comment holding "=") prints "Unable to parse line" on every run and hides that parameter."""
+    import ast
+    import logging
+
+    from papermill.translators import PythonTranslator
+
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    source = "".join(cell["source"])
+    assigned = [t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets
+                if isinstance(t, ast.Name)]
+    with caplog.at_level(logging.WARNING, logger="papermill"):
+        parsed = [p.name for p in PythonTranslator.inspect({"source": source})]
+    assert "Unable to parse" not in caplog.text, caplog.text
+    assert sorted(parsed) == sorted(assigned), f"{path.name}: papermill misses {set(assigned) - set(parsed)}"

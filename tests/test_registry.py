@@ -65,7 +65,11 @@ def test_run_or_load_writes_folder_and_skips_finished_runs(tmp_results, monkeypa
     run = _run(cfg)
     folder = tmp_results / "results" / "runs" / cfg.run_id
     assert run.path == folder
-    assert {p.name for p in folder.iterdir()} == {"config.json", "metrics.json", "history.csv", "per_image.csv"}
+    assert {p.name for p in folder.iterdir()} == {"config.json", "metrics.json", "history.csv", "per_image.csv",
+                                                  "predictions", "speed.json"}
+    speed = json.loads((folder / "speed.json").read_text())
+    assert speed["fps"] > 0 and speed["batch_size"] == 1 and speed["device"]["device"] == "cpu"
+    assert speed["threads"] >= 1 and "load_average_1min" in speed
     assert json.loads((folder / "config.json").read_text()) == cfg.to_dict()
     m = run.metrics
     assert m["n_test"] == 4 and m["n_train"] == 12 and m["n_val"] == 6 and m["epochs_run"] == 2
@@ -101,7 +105,8 @@ def test_metrics_json_written_last_and_atomically(tmp_results, monkeypatch):
     real_replace = os.replace
     monkeypatch.setattr(registry.os, "replace", lambda a, b: (replaced.append(str(b)), real_replace(a, b)))
     _run(cfg)
-    assert replaced[-1].endswith("metrics.json")
+    into_record = [p for p in replaced if f"/{cfg.run_id}/" in p and ".staging" in p]
+    assert into_record[-1].endswith("metrics.json")  # the record's last file, then the swap
     assert not list((tmp_results / "results" / "runs" / cfg.run_id).glob("*.tmp*"))
 
     # a failure during evaluation leaves no metrics.json: the run is not complete
@@ -114,7 +119,9 @@ def test_metrics_json_written_last_and_atomically(tmp_results, monkeypatch):
     with pytest.raises(RuntimeError, match="evaluation broke"):
         _run(cfg2)
     assert not registry.is_complete(cfg2)
-    assert (tmp_results / "results" / "runs" / cfg2.run_id / "config.json").is_file()
+    # the attempt stays in staging (resumable), never where records live
+    assert not (tmp_results / "results" / "runs" / cfg2.run_id).exists()
+    assert (registry.staging_dir(cfg2) / "config.json").is_file()
     with pytest.raises(FileNotFoundError, match="did not finish"):
         registry.load_run(cfg2.run_id)
 
@@ -146,10 +153,12 @@ def test_force_retrains(tmp_results, monkeypatch):
     first = _run(cfg)
     calls = []
     real_train = registry.train
-    monkeypatch.setattr(registry, "train", lambda *a, **k: (calls.append(k["resume"]), real_train(*a, **k))[1])
+    monkeypatch.setattr(registry, "train", lambda *a, **k: (calls.append(a[1]), real_train(*a, **k))[1])
     second = _run(cfg, force=True)
-    assert calls == [False]
+    assert calls == [registry.staging_dir(cfg)]  # trained in staging, then swapped in
+    assert second.metrics["resumed_from_epoch"] == 0  # from scratch: no checkpoint carried over
     assert second.metrics["test"] == first.metrics["test"]  # same seed, same result
+    assert not registry.staging_dir(cfg).exists() and second.path == registry.run_dir(cfg)
 
 
 def test_run_many_without_training_and_run_labelled(tmp_results, monkeypatch, capsys):
@@ -168,8 +177,7 @@ def test_run_many_without_training_and_run_labelled(tmp_results, monkeypatch, ca
     assert list(labelled) == ["present"] and labelled["present"].run_id == good.run_id
 
 
-def test_binary_predictions_kept_when_asked(tmp_results, monkeypatch):
-    monkeypatch.setenv(registry.SAVE_PREDICTIONS_ENV, "1")
+def test_binary_predictions_kept_in_every_record(tmp_results):
     run = _run(tiny_config(epochs=1))
     files = sorted((run.path / registry.PREDICTIONS_DIR).glob("*.png"))
     assert len(files) == run.metrics["n_test"]
@@ -194,14 +202,14 @@ def test_a_run_being_trained_by_a_live_process_is_refused(tmp_results):
     import sys
 
     cfg = tiny_config(epochs=1)
-    folder = registry.run_dir(cfg)
+    folder = registry.lock_dir(cfg)
     folder.mkdir(parents=True)
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (folder / registry.LOCK_FILE).write_text(f"{live.pid} {socket.gethostname()} 0\n")
         with pytest.raises(registry.RunBusyError, match=rf"{cfg.run_id} is being trained by process {live.pid}"):
             _run(cfg)
-        assert not (folder / "metrics.json").exists()
+        assert not registry.is_complete(cfg)
     finally:
         live.kill()
         live.wait()

@@ -281,42 +281,6 @@ def sample_for_figures(image_size: int = 256, seed: int = 0) -> tuple[np.ndarray
     return image, mask.astype(bool), label
 
 
-def abanet_for_figures(image_size: int | None = None, scale: str | None = None,
-                       untrained: nn.Module | None = None) -> tuple[nn.Module, str]:
-    """A trained paper-variant ABANet from the run registry when one exists, else an untrained one
-    (``untrained`` if given, else a freshly built one).
-
-    Returns:
-        (model in eval mode, label saying which run or "untrained").
-    """
-    try:
-        from abanet_lib import registry
-
-        filters = {"model": "abanet"}
-        if scale:
-            filters["scale"] = scale
-        runs = registry.find_runs(**filters)
-        def is_paper_default(run) -> bool:
-            kw = run.config.model_kwargs_dict
-            return (kw.get("attention", True) and kw.get("refine", True)
-                    and tuple(kw.get("attention_stages", (4, 5, 6))) == (4, 5, 6))
-
-        runs = [r for r in runs if is_paper_default(r)]
-        for run in sorted(runs, key=lambda r: -r.config.image_size):
-            if image_size is not None and run.config.image_size != image_size:
-                continue
-            try:
-                return registry.load_model(run, device="cpu", strict=True), f"trained run {run.run_id}"
-            except Exception:  # checkpoint not in this cache
-                continue
-    except ImportError:
-        pass
-    if untrained is None:
-        torch.manual_seed(0)
-        untrained = create_model("abanet")
-    return untrained.eval(), "UNTRAINED ABANet (random weights): no trained run found"
-
-
 def attention_and_side_outputs(model: nn.Module, image: np.ndarray) -> tuple[dict, dict]:
     """Run ABANet on one uint8 image and return (paper stage -> psi (h, w) array,
     output name -> probability map (H, W) array)."""
