@@ -42,7 +42,8 @@ from abanet_lib.config import RunConfig
 from abanet_lib.train import (LoopState, NonFiniteLossError, TrainingData, TrainResult, _rng_state,
                               build_criterion, build_model, build_optimizer, build_scheduler,
                               build_training_data, build_val_loader, checkpoint_paths,
-                              epoch_row, finish_training, load_last_checkpoint, optimizer_step,
+                              epoch_row, finish_training, guard_finite_epoch, load_last_checkpoint,
+                              optimizer_step,
                               print_epoch, seed_everything, staged_checkpoints, validate_or_nan,
                               write_epoch_outputs)
 
@@ -213,6 +214,8 @@ def train_distributed(
         # Every rank validates the full split: identical weights give identical scores, so
         # early stopping and best-epoch decisions agree without communication.
         val_iou, val_loss = validate_or_nan(model, val_loader, criterion, device, precision, cfg)
+        # every rank checks (a rank-0-only raise would leave the others waiting at the barrier)
+        guard_finite_epoch(cfg, model, epoch, val_loss if val_loader is not None else None)
         n_images = float(totals[1])
         row = epoch_row(epoch, float(totals[0]) / max(1.0, n_images), {}, val_loss=val_loss, val_iou=val_iou,
                         lr=lr, seconds=time.perf_counter() - t0, img_per_s=n_images / max(train_seconds, 1e-9))

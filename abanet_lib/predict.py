@@ -15,9 +15,22 @@ Command line (wired by ``abanet_lib.cli`` as the ``predict`` subcommand)::
 by :func:`abanet_lib.export.save_pretrained`, or ``untrained:<model name>`` (random weights,
 for trying the plumbing; the outputs say so). Per photo it writes ``<stem>_mask.png``
 (0/255, full resolution), ``<stem>_overlay.png`` and one line of ``predictions.jsonl``
-(status, faces, boxes, mask area per face, timings). A file that fails (not an image,
-decompression bomb, truncated) gets a message and a ``failed`` line; the batch goes on and
-a summary (ok / no-face / failed) ends the run.
+(status, faces, boxes, mask area per face, timings, and where the weights come from:
+``weights``, ``model``, ``scale``, ``train_datasets``, ``trained``, plus ``warning`` when the
+weights are random or of a smoke-scale run, which is also said on the console). A file that
+fails (not an image, decompression bomb, truncated) gets a message and a ``failed`` line; the
+batch goes on and a summary (ok / no-face / failed) ends the run.
+
+An ``--out`` folder that already holds results keeps them: new photos are **appended** to
+``predictions.jsonl``; a photo predicted again (same resolved path) replaces its earlier record
+and files, except that a failed retry keeps the earlier result; output names never overwrite
+another photo's outputs or files that are not ours (``<stem>_2_mask.png``, ...). Lines are
+appended as photos finish (a killed call loses nothing that was there), and at the end the
+file is rewritten de-duplicated, atomically (one line per photo, the latest result).
+A ``predictions.jsonl`` that cannot be read is refused, naming its bad line.
+
+Photos are decoded by :func:`abanet_lib.data.decode_image`, the same path as training and
+evaluation data (EXIF orientation, alpha composited on white, 16-bit divided by 257).
 
 ``--no-face`` decides what happens when no face is found: ``whole`` (default: segment the
 whole image as one crop, which is right for photos that already are face crops, where
@@ -40,19 +53,22 @@ import torch
 from torch import nn
 
 from abanet_lib import faces as facelib
+from abanet_lib.data.samples import BOMB_PIXELS, DataError, decode_image
 from abanet_lib.export import IMAGENET_MEAN, IMAGENET_STD
 from abanet_lib.models.base import main_output
 
 #: Photos above this many pixels are downscaled before processing (with a message).
 DEFAULT_MAX_PIXELS = 40_000_000
-#: Photos above this many pixels are refused as possible decompression bombs.
-BOMB_PIXELS = 250_000_000
 DEFAULT_MARGIN = 0.25
 NO_FACE_CHOICES = ("whole", "skip")
 
 
-class PhotoError(ValueError):
+class PhotoError(DataError):
     """A photo that cannot be processed; the message names the file and the reason."""
+
+
+class OutputFolderError(ValueError):
+    """The ``--out`` folder cannot take the results (unreadable ``predictions.jsonl``, a file)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -61,6 +77,9 @@ class PhotoError(ValueError):
 def load_photo(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
                bomb_pixels: int = BOMB_PIXELS) -> tuple[np.ndarray, list[str]]:
     """Read a photo as upright RGB uint8, downscaling huge ones.
+
+    Decoding is :func:`abanet_lib.data.decode_image`, the one path shared with training and
+    evaluation data (EXIF orientation applied, alpha composited on white, 16-bit / 257).
 
     Args:
         path: image file (anything Pillow reads: JPEG, PNG, TIFF, WebP, ...).
@@ -74,72 +93,13 @@ def load_photo(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS,
     Raises:
         PhotoError: not an image, truncated, or too large.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = Path(path)
-    notes: list[str] = []
-    previous_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = bomb_pixels  # Pillow warns above this and refuses above twice it
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > bomb_pixels:
-                    raise PhotoError(f"{path}: {width}x{height} = {width * height:,} pixels is above the "
-                                     f"decompression-bomb limit of {bomb_pixels:,}; refused")
-                if width * height > max_pixels:
-                    scale = (max_pixels / (width * height)) ** 0.5
-                    target = (max(1, int(width * scale)), max(1, int(height * scale)))
-                    img.draft("RGB", target)  # JPEG: decode at a reduced size directly
-                    notes.append(f"downscaled from {width}x{height} (above --max-pixels {max_pixels:,})")
-                orientation = img.getexif().get(0x0112, 1)  # EXIF Orientation tag
-                if orientation not in (1, None):
-                    img = ImageOps.exif_transpose(img)
-                    notes.append(f"rotated upright by its EXIF orientation ({orientation})")
-                if img.mode != "RGB":
-                    notes.append(f"converted from mode {img.mode} to RGB")
-                    img = _to_rgb(img)
-                if notes and notes[0].startswith("downscaled"):
-                    w, h = img.size
-                    scale = min(1.0, (max_pixels / (w * h)) ** 0.5)
-                    if scale < 1.0:
-                        img = img.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.LANCZOS)
-                    notes[0] += f" to {img.size[0]}x{img.size[1]}"
-                image = np.asarray(img, dtype=np.uint8).copy()
-    except PhotoError:
-        raise
-    except UnidentifiedImageError:
-        raise PhotoError(f"{path}: not an image (Pillow cannot identify the format); "
-                         "expected a JPEG, PNG, TIFF, WebP or other photo") from None
-    except Image.DecompressionBombError as err:
-        raise PhotoError(f"{path}: refused as a possible decompression bomb ({err})") from None
-    except FileNotFoundError:
-        raise PhotoError(f"{path}: file not found") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise PhotoError(f"{path}: cannot decode the image ({type(err).__name__}: {err}); "
-                         "the file may be truncated or corrupt") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous_limit
+        image, notes = decode_image(Path(path), max_pixels=max_pixels, bomb_pixels=bomb_pixels)
+    except DataError as err:
+        raise PhotoError(str(err)) from None
     if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 8:
         raise PhotoError(f"{path}: decoded to shape {image.shape}; expected (H, W, 3) with H, W >= 8")
     return image, notes
-
-
-def _to_rgb(img):
-    """Convert any Pillow mode to RGB (16-bit grey is rescaled, alpha composited on white)."""
-    from PIL import Image
-
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        span = arr.max() - arr.min()
-        arr = (arr - arr.min()) / span * 255 if span > 0 else np.zeros_like(arr)
-        return Image.fromarray(arr.astype(np.uint8)).convert("RGB")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")
 
 
 # ---------------------------------------------------------------------------------------
@@ -155,6 +115,11 @@ class Segmenter:
         device: where it runs.
         label: where the weights come from (run id, folder, or ``untrained:<name>``).
         trained: False for random weights (outputs are then meaningless, and labelled so).
+        model_name: the model's factory name (``"abanet"``, ``"smp:Unet:resnet34"``, ...).
+        scale: the scale of the run the weights come from (``"smoke"``, ``"reduced"``, ...),
+            None when unknown.
+        train_datasets: the data sets those weights were trained on.
+        warning: why the masks should not be trusted (random or smoke-scale weights), or None.
     """
 
     model: nn.Module
@@ -162,6 +127,22 @@ class Segmenter:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     label: str = ""
     trained: bool = True
+    model_name: str = ""
+    scale: str | None = None
+    train_datasets: tuple = ()
+    warning: str | None = None
+
+    def __post_init__(self):
+        if self.warning is None:
+            self.warning = weights_warning(self.label, self.trained, self.scale)
+
+    def record_fields(self) -> dict:
+        """What every line of ``predictions.jsonl`` says about the weights."""
+        fields = {"weights": self.label, "model": self.model_name or None, "scale": self.scale,
+                  "train_datasets": list(self.train_datasets), "trained": self.trained}
+        if self.warning:
+            fields["warning"] = self.warning
+        return fields
 
     def preprocess(self, crops: list[np.ndarray]) -> torch.Tensor:
         """Crops (h, w, 3) uint8 RGB -> normalised batch (N, 3, S, S) float32."""
@@ -196,6 +177,16 @@ class Segmenter:
                 for p, c in zip(probs, crops)]
 
 
+def weights_warning(label: str, trained: bool, scale: str | None) -> str | None:
+    """The warning for random or smoke-scale weights (None for others)."""
+    if not trained:
+        return f"{label} has random weights: masks are meaningless (plumbing check only)"
+    if scale == "smoke":
+        return (f"{label} holds weights of a smoke-scale run (1 epoch on 16 images, a plumbing check): "
+                "its masks are not meaningful; use a reduced- or paper-scale run")
+    return None
+
+
 def load_segmenter(run: str, device: str | torch.device = "auto") -> Segmenter:
     """Build a :class:`Segmenter` from a run id, a saved folder, or ``untrained:<model>``.
 
@@ -205,7 +196,7 @@ def load_segmenter(run: str, device: str | torch.device = "auto") -> Segmenter:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``.
 
     Raises:
-        ValueError: nothing matches ``run``.
+        ValueError: nothing matches ``run``, or its record/weights cannot be read (named).
     """
     from abanet_lib.devices import resolve_device
     from abanet_lib.export import build_model, from_pretrained, is_pretrained_folder
@@ -214,47 +205,78 @@ def load_segmenter(run: str, device: str | torch.device = "auto") -> Segmenter:
     if run.startswith("untrained:"):
         spec = run.split(":", 1)[1]
         name, _, size = spec.partition("@")
+        if not name:
+            raise ValueError(f"--run {run!r}: expected untrained:<model name>[@<image size>]")
+        try:
+            image_size = int(size or 128)
+        except ValueError:
+            raise ValueError(f"--run {run!r}: image size {size!r} after '@' is not an integer") from None
+        if image_size < 32 or image_size % 32:
+            raise ValueError(f"--run {run!r}: image size {image_size}; expected a multiple of 32, >= 32")
         torch.manual_seed(0)
         model = build_model(name, {})
-        return Segmenter(model.to(device).eval(), int(size or 128), device, run, trained=False)
+        return Segmenter(model.to(device).eval(), image_size, device, run, trained=False, model_name=name)
     path = Path(run)
     if is_pretrained_folder(path):
-        model, cfg = from_pretrained(path, device)
-        return Segmenter(model, cfg.image_size, device, str(path), trained=True)
+        try:
+            model, cfg = from_pretrained(path, device)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--run {run!r}: {path / 'config.json'} is not valid JSON ({err}); expected the "
+                             "config.json written by save_pretrained") from err
+        except (ValueError, KeyError, TypeError, OSError) as err:
+            raise ValueError(f"--run {run!r}: cannot load the save_pretrained folder {path} "
+                             f"({type(err).__name__}: {err})") from err
+        return Segmenter(model, cfg.image_size, device, str(path), trained=True, model_name=cfg.model,
+                         scale=cfg.scale, train_datasets=tuple(cfg.train_datasets))
     run_id = path.name if path.is_dir() else run
     try:
         from abanet_lib import registry
+        from abanet_lib.cli import load_run_record
     except ImportError as err:
         raise ValueError(f"--run {run!r}: not a save_pretrained folder and the run registry is "
                          f"unavailable ({err})") from err
     try:
-        record = registry.load_run(run_id)
-        model = registry.load_model(run_id)
-    except Exception as err:  # registry raises its own error types
+        record = load_run_record(run_id)
+    except FileNotFoundError as err:
         raise ValueError(f"--run {run!r}: not a save_pretrained folder (config.json + model.safetensors) "
-                         f"nor a loadable run of results/runs ({type(err).__name__}: {err})") from err
-    return Segmenter(model.to(device).eval(), record.config.image_size, device, run_id, trained=True)
+                         f"nor a finished run of results/runs ({err})") from None
+    # The record is readable; what can fail now are its weights (missing, or not fitting).
+    try:
+        model = registry.load_model(record)
+    except (FileNotFoundError, RuntimeError, KeyError, ValueError) as err:
+        raise ValueError(f"--run {run!r}: cannot load the weights of run {run_id} "
+                         f"({type(err).__name__}: {err})") from err
+    cfg = record.config
+    return Segmenter(model.to(device).eval(), cfg.image_size, device, run_id, trained=True, model_name=cfg.model,
+                     scale=cfg.scale, train_datasets=tuple(cfg.train_datasets))
 
 
 def find_trained_run(prefer_dataset: str | None = "maskedfacenet-seg500") -> str | None:
     """Run id of the best finished, trained run whose checkpoint is in the cache, or None.
 
-    Runs trained on ``prefer_dataset`` come first, then the highest test IoU.
+    Runs of a real scale come before smoke-scale runs, then runs trained on ``prefer_dataset``,
+    then the highest test IoU.
     """
     try:
-        from abanet_lib import registry
+        from abanet_lib.cli import scan_runs
 
-        runs = registry.find_runs()
-    except Exception:  # registry missing or unreadable: callers fall back to an untrained model
+        runs, damaged, _ = scan_runs()
+    except ImportError:  # registry missing: callers fall back to an untrained model
         return None
+    for message in damaged:  # listed, not dropped silently
+        warnings.warn(f"find_trained_run: skipped a damaged run record: {message}", stacklevel=2)
+    from abanet_lib.train import checkpoint_dir
+
     candidates = []
     for run in runs:
         ckpt = run.metrics.get("checkpoint")
-        if not run.metrics.get("trained") or not ckpt or not Path(ckpt).is_file():
+        local = checkpoint_dir(run.config) / "best.pt"
+        if not run.metrics.get("trained") or not (local.is_file() or (ckpt and Path(ckpt).is_file())):
             continue
         preferred = prefer_dataset in run.config.train_datasets if prefer_dataset else False
-        candidates.append((preferred, run.test.get("iou") or 0.0, run.run_id))
-    return max(candidates)[2] if candidates else None
+        # smoke-scale weights (a plumbing check) only when nothing else is there
+        candidates.append((run.config.scale != "smoke", preferred, run.test.get("iou") or 0.0, run.run_id))
+    return max(candidates)[-1] if candidates else None
 
 
 # ---------------------------------------------------------------------------------------
@@ -409,13 +431,86 @@ def collect_inputs(items: list[str], recursive: bool = False) -> list[Path]:
     return unique
 
 
-def _output_stem(path: Path, used: set[str]) -> str:
-    stem, k = path.stem, 1
-    while stem in used:
-        k += 1
-        stem = f"{path.stem}_{k}"
-    used.add(stem)
-    return stem
+PREDICTIONS_FILE = "predictions.jsonl"
+
+
+def _file_key(record: dict) -> str:
+    """Identity of the photo of a record: its resolved path (older records: their ``file``)."""
+    return record.get("path") or str(Path(record.get("file", "")).expanduser().resolve())
+
+
+def _record_stem(record: dict) -> str | None:
+    mask = record.get("mask")
+    return mask[: -len("_mask.png")] if isinstance(mask, str) and mask.endswith("_mask.png") else None
+
+
+def read_predictions(path: str | os.PathLike) -> list[dict]:
+    """The records of a ``predictions.jsonl`` (empty list when the file does not exist).
+
+    Raises:
+        OutputFolderError: a line is not a JSON object (message names file and line).
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    if not path.is_file():
+        raise OutputFolderError(f"{path}: not a file; expected the predictions.jsonl of earlier results")
+    records = []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            reason = "expected a JSON object with a 'file' key"
+        except json.JSONDecodeError as err:
+            record, reason = None, str(err)
+        if not isinstance(record, dict) or "file" not in record:
+            raise OutputFolderError(f"{path}:{line_no}: unreadable record ({reason}); fix or move that file, "
+                                    "or choose another --out: earlier results are never overwritten")
+        records.append(record)
+    return records
+
+
+def _merge_records(previous: list[dict], new: list[dict]) -> list[dict]:
+    """One record per photo: the latest, except that a failure never replaces a result."""
+    merged: dict[str, dict] = {}
+    for record in previous + new:
+        key = _file_key(record)
+        old = merged.get(key)
+        if old is not None and record.get("status") == "failed" and old.get("status") != "failed":
+            old = dict(old)
+            old["last_error"] = record.get("error")
+            merged[key] = old
+        else:
+            merged[key] = record  # an existing key keeps its place in the file
+    return list(merged.values())
+
+
+class _Stems:
+    """Output names: a photo predicted again keeps its stem; others never collide."""
+
+    def __init__(self, out_dir: Path, previous: list[dict]):
+        self.out_dir = out_dir
+        self.by_key = {}
+        self.used = set()
+        for record in previous:
+            stem = _record_stem(record)
+            if stem:
+                self.used.add(stem)
+                if record.get("status") != "failed":
+                    self.by_key[_file_key(record)] = stem
+
+    def stem(self, path: Path, key: str) -> str:
+        if key in self.by_key:
+            return self.by_key[key]
+        stem, k = path.stem, 1
+        while stem in self.used or (self.out_dir / f"{stem}_mask.png").exists() \
+                or (self.out_dir / f"{stem}_overlay.png").exists():
+            k += 1
+            stem = f"{path.stem}_{k}"
+        self.used.add(stem)
+        self.by_key[key] = stem
+        return stem
 
 
 def predict_paths(paths: list[Path], segmenter: Segmenter, out_dir: str | os.PathLike,
@@ -424,25 +519,45 @@ def predict_paths(paths: list[Path], segmenter: Segmenter, out_dir: str | os.Pat
                   max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True) -> dict:
     """Run the pipeline on every photo; write masks, overlays and predictions.jsonl.
 
+    An ``out_dir`` with earlier results keeps them (see the module docstring: append, one
+    record per photo, the latest result; a failed retry keeps the earlier result).
+
     Returns:
         Summary dict: ``ok``, ``no_face``, ``failed``, ``total``, ``seconds``, ``photos_per_s``,
-        ``out_dir``, ``failures`` (list of messages).
+        ``out_dir``, ``failures`` (list of messages), ``kept`` (earlier records kept),
+        ``replaced`` (earlier records replaced by this call), ``records`` (lines now in the file).
+
+    Raises:
+        OutputFolderError: ``out_dir`` is a file, or its predictions.jsonl is unreadable
+            (nothing is written then).
     """
     from PIL import Image
     from tqdm.auto import tqdm
 
+    from abanet_lib.provenance import utc_now
+
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputFolderError(f"--out {out_dir}: is a file; expected a folder (new or with earlier results)")
+    jsonl_path = out_dir / PREDICTIONS_FILE
+    previous = read_predictions(jsonl_path)
     out_dir.mkdir(parents=True, exist_ok=True)
+    stems = _Stems(out_dir, previous)
     counts = {"ok": 0, "no-face": 0, "failed": 0}
     failures: list[str] = []
-    used: set[str] = set()
+    new_records: list[dict] = []
     start_all = time.perf_counter()
     say = tqdm.write if progress else (lambda msg: print(msg, file=sys.stderr))
-    if not segmenter.trained:
-        say(f"NOTE: {segmenter.label} has random weights: masks are meaningless (plumbing check only)")
-    with (out_dir / "predictions.jsonl").open("w") as jsonl:
+    if segmenter.warning:
+        say(f"WARNING: {segmenter.warning}")
+    if previous:
+        say(f"{jsonl_path}: {len(previous)} earlier record(s) kept; new results are appended "
+            "(a photo predicted again replaces its earlier result)")
+    weights = segmenter.record_fields()
+    with jsonl_path.open("a", encoding="utf-8") as jsonl:
         for path in tqdm(paths, desc="predict", unit="photo", disable=not progress):
-            record = {"file": str(path), "model": segmenter.label, "trained": segmenter.trained}
+            key = str(Path(path).expanduser().resolve())
+            record = {"file": str(path), "path": key, **weights, "time_utc": utc_now()}
             t0 = time.perf_counter()
             try:
                 image, notes = load_photo(path, max_pixels=max_pixels)
@@ -451,7 +566,7 @@ def predict_paths(paths: list[Path], segmenter: Segmenter, out_dir: str | os.Pat
                 result = predict_photo(image, segmenter, detector, boxes=known, margin=margin,
                                        no_face=no_face, threshold=threshold)
                 t1 = time.perf_counter()
-                stem = _output_stem(path, used)
+                stem = stems.stem(path, key)
                 mask = result.mask(threshold)
                 Image.fromarray((mask * 255).astype(np.uint8)).save(out_dir / f"{stem}_mask.png")
                 Image.fromarray(overlay(image, mask, result.faces)).save(out_dir / f"{stem}_overlay.png")
@@ -473,64 +588,93 @@ def predict_paths(paths: list[Path], segmenter: Segmenter, out_dir: str | os.Pat
                 failures.append(str(err))
                 record.update(status="failed", error=str(err))
                 say(f"FAILED {err}")
+            new_records.append(record)
             jsonl.write(json.dumps(record) + "\n")
+            jsonl.flush()
+    merged = _merge_records(previous, new_records)
+    tmp = jsonl_path.with_name(f".{PREDICTIONS_FILE}.tmp{os.getpid()}")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in merged), encoding="utf-8")
+    os.replace(tmp, jsonl_path)
+    new_keys = {_file_key(r) for r in new_records}
+    replaced = sum(1 for r in previous if _file_key(r) in new_keys)
     seconds = time.perf_counter() - start_all
     summary = {"total": len(paths), "ok": counts["ok"], "no_face": counts["no-face"],
                "failed": counts["failed"], "seconds": round(seconds, 3),
                "photos_per_s": round(len(paths) / seconds, 3) if seconds > 0 else None,
-               "out_dir": str(out_dir), "failures": failures}
+               "out_dir": str(out_dir), "failures": failures, "kept": len(previous) - replaced,
+               "replaced": replaced, "records": len(merged), "warning": segmenter.warning}
     return summary
 
 
 def format_summary(summary: dict) -> str:
+    earlier = ""
+    if summary.get("kept") or summary.get("replaced"):
+        earlier = (f"; {summary['records']} record(s) in {PREDICTIONS_FILE} ({summary.get('kept', 0)} earlier kept, "
+                   f"{summary.get('replaced', 0)} replaced)")
+    warning = f"\nWARNING: {summary['warning']}" if summary.get("warning") else ""
     return (f"{summary['total']} file(s): {summary['ok']} ok, {summary['no_face']} no-face, "
             f"{summary['failed']} failed in {summary['seconds']:.1f} s "
-            f"({summary['photos_per_s'] or 0:.2f} photos/s); outputs in {summary['out_dir']}")
+            f"({summary['photos_per_s'] or 0:.2f} photos/s); outputs in {summary['out_dir']}{earlier}{warning}")
 
 
 # ---------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``predict`` options to ``parser`` (used by ``abanet_lib.cli``)."""
+    """Add the ``predict`` options to ``parser`` (used by ``abanet_lib.cli``); every value is
+    checked when parsed (one-line errors naming the option)."""
+    from abanet_lib.cli import (device_option, file_option, float_option, folder_option, int_option,
+                                nonempty_option)
+
     parser.add_argument("paths", nargs="+", help="photo files, folders or glob patterns")
-    parser.add_argument("--run", required=True,
+    parser.add_argument("--run", required=True, type=nonempty_option,
                         help="run id of results/runs, a save_pretrained folder, or untrained:<model>[@size]")
-    parser.add_argument("--out", required=True, help="output folder (masks, overlays, predictions.jsonl)")
-    parser.add_argument("--detector", default="auto",
-                        help=f"face detector: auto (best installed, see faces.py) or one of "
-                             f"{facelib.available_detectors()}")
-    parser.add_argument("--boxes", default=None,
+    parser.add_argument("--out", required=True, type=folder_option(),
+                        help="output folder (masks, overlays, predictions.jsonl); earlier results in it "
+                             "are kept: new records are appended, one per photo (a photo predicted again "
+                             "replaces its earlier result, a failed retry keeps it)")
+    detectors = ["auto", *facelib.available_detectors()]
+    parser.add_argument("--detector", default="auto", choices=detectors,
+                        help=f"face detector: auto (best installed, see faces.py) or one of {detectors[1:]}")
+    parser.add_argument("--boxes", default=None, type=file_option,
                         help="CSV of known face boxes (MFSD dataset.csv: filename,x1,y1,x2,y2,...); "
                              "used instead of detection for the photos it lists")
-    parser.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
-                        help="crop margin around a face, fraction of its side (default %(default)s)")
+    parser.add_argument("--margin", type=float_option(0.0, 5.0), default=DEFAULT_MARGIN,
+                        help="crop margin around a face, fraction of its side, 0 to 5 (default %(default)s)")
     parser.add_argument("--no-face", choices=NO_FACE_CHOICES, default="whole",
                         help="no face found: segment the whole image (default) or skip it")
-    parser.add_argument("--threshold", type=float, default=0.5, help="mask probability threshold")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="downscale photos above this many pixels (default %(default)s)")
+    parser.add_argument("--threshold", type=float_option(0.0, 1.0, min_open=True, max_open=True), default=0.5,
+                        help="mask probability threshold, strictly between 0 and 1")
+    parser.add_argument("--max-pixels", type=int_option(64 * 64), default=DEFAULT_MAX_PIXELS,
+                        help="downscale photos above this many pixels (default %(default)s, at least 4096)")
     parser.add_argument("--recursive", action="store_true", help="descend into sub-folders")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", default="auto", type=device_option, help="auto, cpu or cuda[:N]")
     return parser
 
 
 def main(args: argparse.Namespace | list[str] | None = None) -> int:
-    """Run the ``predict`` command; returns 0 when at least one photo succeeded (or none given)."""
+    """Run the ``predict`` command; returns 0 when at least one photo succeeded (or none given),
+    1 when every photo failed, 2 on bad input (one line on stderr)."""
     if not isinstance(args, argparse.Namespace):
-        args = add_arguments(argparse.ArgumentParser(prog="abanet predict",
-                                                     description="segment the face-mask region on photos")).parse_args(args)
+        from abanet_lib.cli import CliParser
+
+        args = add_arguments(CliParser(prog="python -m abanet_lib predict",
+                                       description="segment the face-mask region on photos")).parse_args(args)
     try:
         paths = collect_inputs(args.paths, recursive=args.recursive)
         segmenter = load_segmenter(args.run, args.device)
         boxes = facelib.load_boxes_csv(args.boxes) if args.boxes else None
         detector = facelib.create_detector(args.detector)
-    except (PhotoError, ValueError, ImportError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        summary = predict_paths(paths, segmenter, args.out, detector=detector, boxes_by_name=boxes,
+                                margin=args.margin, no_face=args.no_face, threshold=args.threshold,
+                                max_pixels=args.max_pixels)
+    except (PhotoError, OutputFolderError, ValueError, ImportError, FileNotFoundError) as err:
+        from abanet_lib.cli import is_deliberate, one_line
+
+        if not is_deliberate(err):
+            raise
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
-    summary = predict_paths(paths, segmenter, args.out, detector=detector, boxes_by_name=boxes,
-                            margin=args.margin, no_face=args.no_face, threshold=args.threshold,
-                            max_pixels=args.max_pixels)
     print(format_summary(summary))
     return 0 if summary["failed"] < summary["total"] or summary["total"] == 0 else 1
 

@@ -35,6 +35,7 @@ from torch import nn
 
 from abanet_lib import artifacts, paths, provenance
 from abanet_lib.config import RunConfig
+from abanet_lib.data.fingerprint import data_fingerprint, fingerprint_differences
 from abanet_lib.evaluate import evaluate
 from abanet_lib.train import (TrainingData, atomic_csv, atomic_write_text, build_model, build_split,
                               build_training_data, checkpoint_dir, checkpoint_paths, seed_everything,
@@ -42,6 +43,8 @@ from abanet_lib.train import (TrainingData, atomic_csv, atomic_write_text, build
 
 METRICS_FILE = "metrics.json"
 KEEP_RESUME_STATE_ENV = "ABANET_KEEP_RESUME_STATE"
+#: The fingerprint (names, sizes, SHA256) of every sample a run read, written in its record.
+DATA_FILE = "data.json"
 #: Each record's test predictions, 1-bit PNGs at the masks' native size (figures read them).
 PREDICTIONS_DIR = "predictions"
 
@@ -97,6 +100,20 @@ def run_dir(cfg_or_id: RunConfig | str) -> Path:
         if (root / run_id).is_dir():
             return root / run_id
     return paths.runs_dir() / run_id
+
+
+def _loaded(run: Run, check_data: bool) -> Run:
+    """A finished record, after warning (one line) when its data no longer matches."""
+    if check_data:
+        try:
+            changes = data_changes(run)
+        except (OSError, ValueError) as err:
+            changes = [str(err)]
+        if changes:
+            warnings.warn(f"run {run.run_id} ({run.path}): the data differs from the data it was trained "
+                          f"on: {'; '.join(changes)}; its scores describe the old data (retrain with "
+                          "force=True / --force)", stacklevel=3)
+    return run
 
 
 def staging_dir(cfg: RunConfig) -> Path:
@@ -249,7 +266,7 @@ def run_or_load(
     """
     folder = run_dir(cfg)
     if not force and is_complete(cfg):
-        return load_run_folder(folder)
+        return _loaded(load_run_folder(folder), check_data=model is None and data is None)
     staging = staging_dir(cfg)
     lock_folder = lock_dir(cfg)
     lock_folder.mkdir(parents=True, exist_ok=True)
@@ -476,6 +493,11 @@ def _train_and_evaluate(cfg, folder, progress, model, criterion, data, test_refs
                                           "img_per_s"]), folder / "history.csv")
     atomic_csv(per_image, folder / "per_image.csv")
     artifacts.record_artifacts(folder, cfg, result.model, result.device, trained=result.trained)
+    data_sha256 = None
+    if split is not None:  # built from cfg (not injected): record the bytes it read
+        fingerprint = data_fingerprint([*split.train, *split.val, *split.test])
+        atomic_write_text(folder / DATA_FILE, json.dumps(fingerprint, indent=0, sort_keys=True) + "\n")
+        data_sha256 = fingerprint["sha256"]
 
     n_train = len(data.train) if data is not None else 0
     n_val = len(data.val) if data is not None and data.val is not None else 0
@@ -498,6 +520,7 @@ def _train_and_evaluate(cfg, folder, progress, model, criterion, data, test_refs
         "train_img_per_s": result.img_per_s,
         "eval_seconds": eval_seconds,
         "precision": result.precision,
+        "data_sha256": data_sha256,
         # where best.pt lands once the record is swapped in
         "checkpoint": str(final_best) if result.best_checkpoint else None,
         # what an untrained model fitted on the training split (GrabCut's rectangle), if anything
@@ -507,6 +530,22 @@ def _train_and_evaluate(cfg, folder, progress, model, criterion, data, test_refs
         **(extra_metrics or {}),
     }
     atomic_write_text(folder / METRICS_FILE, json.dumps(_jsonable(metrics), indent=2, sort_keys=True))
+
+
+def data_changes(run: Run) -> list[str]:
+    """How the data of ``run``'s split differs now from what it was trained and tested on
+    (its record's ``data.json``), in words; empty when it matches or the record predates
+    fingerprints.
+
+    Raises:
+        DataError: a file of the split is missing or unreadable now.
+    """
+    path = Path(run.path) / DATA_FILE
+    if not path.is_file():
+        return []
+    recorded = _read_json(path)
+    split = build_split(run.config)
+    return fingerprint_differences(recorded, data_fingerprint([*split.train, *split.val, *split.test]))
 
 
 def drop_resume_state(cfg: RunConfig) -> bool:
@@ -543,7 +582,15 @@ def run_many(cfgs: Iterable[RunConfig], force: bool = False, progress: bool = Tr
     for i, cfg in enumerate(cfgs, start=1):
         tag = f"[{i}/{len(cfgs)}] {cfg.run_id} ({cfg.model}, fold {cfg.fold}, seed {cfg.seed})"
         if not force and is_complete(cfg):
-            runs.append(load_run(cfg.run_id))
+            try:
+                runs.append(load_run(cfg.run_id))
+            except RunRecordError as err:  # reported and left out; the record is never retrained over
+                message = f"{tag}: BROKEN RECORD, left out: {err}"
+                print(message, flush=True)
+                warnings.warn(message, stacklevel=2)
+                if train_missing:
+                    failures.append(f"{cfg.run_id} ({cfg.model}): broken record: {err}")
+                continue
             if progress:
                 print(f"{tag}: cached", flush=True)
             continue

@@ -12,8 +12,10 @@ One call, :func:`train`, trains the model of a :class:`~abanet_lib.config.RunCon
   weights, optimizer, scheduler, scaler, RNG states, best score, history) and ``best.pt``,
   both written atomically each epoch. A killed run restarts from ``last.pt``; on CPU in
   fp32 it ends with exactly the weights and metrics of an uninterrupted run.
-* a NaN/inf loss stops the run with :class:`NonFiniteLossError` naming epoch and batch; the
-  last good checkpoint stays on disk.
+* a NaN/inf training loss, a NaN/inf validation loss, or a non-finite weight or buffer
+  (BatchNorm running statistics) after an epoch stops the run with :class:`NonFiniteLossError`
+  naming epoch (and batch or tensor) before that epoch's checkpoints are written: ``last.pt`` /
+  ``best.pt`` only ever hold finite values, and the message names ``last.pt`` only when it exists.
 """
 from __future__ import annotations
 
@@ -46,7 +48,8 @@ CHECKPOINT_FORMAT = 1
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or inf; the message names epoch and batch."""
+    """The training or validation loss, or a weight/buffer, became NaN or inf; the message names
+    the epoch (and batch or tensor) and the last finite checkpoint, if one exists."""
 
 
 @dataclass
@@ -233,6 +236,10 @@ def build_training_data(cfg: RunConfig, split: RunSplit | None = None) -> Traini
 def build_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
     """Adam, Adamax, RMSprop or SGD (Table 8) with ``cfg.lr``/``weight_decay``/``momentum``."""
     name = cfg.optimizer.lower()
+    if not (math.isfinite(cfg.lr) and cfg.lr >= 0):  # 0 freezes the weights (tests use it)
+        raise ValueError(f"run {cfg.run_id}: lr={cfg.lr}; expected a finite learning rate >= 0")
+    if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
+        raise ValueError(f"run {cfg.run_id}: weight_decay={cfg.weight_decay}; expected a finite value >= 0")
     common = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, **common)
@@ -425,6 +432,11 @@ def load_last_checkpoint(cfg: RunConfig, last_path: Path, device: torch.device, 
         raise RuntimeError(f"checkpoint {last_path} belongs to another configuration; "
                            f"delete it or train with resume=False")
     model.load_state_dict(state["model"])
+    bad = nonfinite_tensors(model)
+    if bad:  # written before the state guard existed
+        raise NonFiniteLossError(f"run {cfg.run_id}: checkpoint {last_path} (epoch {state.get('epoch')}) holds "
+                                 f"non-finite values in {_listed(bad)}; it cannot be resumed: delete it "
+                                 "or retrain with --force")
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state.get("scheduler") is not None:
         scheduler.load_state_dict(state["scheduler"])
@@ -587,6 +599,8 @@ def train(
         return TrainResult(model=model, history=pd.DataFrame(), trained=False,
                            seconds=time.perf_counter() - start, device=str(device), precision=precision.name)
 
+    if cfg.epochs < 1:  # would record random weights as a finished, "trained" run
+        raise ValueError(f"run {cfg.run_id}: epochs={cfg.epochs}; expected at least 1")
     if criterion is None:
         criterion = build_criterion(cfg)
     if data is None:
@@ -665,6 +679,7 @@ def train(
             scheduler.step()
 
         val_iou, val_loss = validate_or_nan(model, val_loader, criterion, device, precision, cfg)
+        guard_finite_epoch(cfg, model, epoch, val_loss if val_loader is not None else None)
         row = epoch_row(epoch, float(loss_sum) / max(1, n_images),
                         {k: v / max(1, comp_n) for k, v in comp_sums.items() if k != "total"},
                         val_loss=val_loss, val_iou=val_iou, lr=lr, seconds=time.perf_counter() - t0,
@@ -692,6 +707,54 @@ def _check_finite(pending: list[tuple[int, torch.Tensor]], epoch: int, cfg: RunC
     if len(bad):
         i = int(bad[0])
         raise NonFiniteLossError(
-            f"run {cfg.run_id}: loss is {float(values[i])} at epoch {epoch}, batch {pending[i][0]}; "
-            f"training stopped. The last good checkpoint is {checkpoint_dir(cfg) / 'last.pt'} "
+            f"run {cfg.run_id}: training loss is {float(values[i])} at epoch {epoch}, batch {pending[i][0]}; "
+            f"training stopped. {last_good_checkpoint(cfg, epoch)} "
             f"(try a lower lr={cfg.lr}, grad_clip, or precision='fp32')")
+
+
+def nonfinite_tensors(model: nn.Module) -> list[str]:
+    """Names of the model's floating-point parameters and buffers holding NaN or inf."""
+    bad = []
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad.append(name)
+    return bad
+
+
+def _listed(names: list[str], limit: int = 3) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def last_good_checkpoint(cfg: RunConfig, epoch: int) -> str:
+    """The sentence naming the last finite checkpoint; only a file that exists is named.
+
+    Checkpoints are written after an epoch passed :func:`guard_finite_epoch`, so ``last.pt``
+    (when present) holds epoch ``epoch - 1`` and only finite values.
+    """
+    last, best = checkpoint_paths(cfg)
+    if last.is_file():
+        return (f"The last good checkpoint is {last} (after epoch {epoch - 1}; training again resumes "
+                "from it)" + (f"; best so far: {best}" if best.is_file() else "") + ".")
+    if best.is_file():
+        return f"No resume state was kept; the best finite weights so far are in {best}."
+    return "No checkpoint was written (this happened before the first epoch ended)."
+
+
+def guard_finite_epoch(cfg: RunConfig, model: nn.Module, epoch: int, val_loss: float | None) -> None:
+    """Refuse an epoch whose validation loss (when validated) or weights/buffers are not finite.
+
+    Called after validation and before the epoch's checkpoints are written, so a non-finite
+    state never reaches ``last.pt``/``best.pt`` and the test step never sees NaN maps.
+
+    Raises:
+        NonFiniteLossError: naming the epoch, the tensors and the last good checkpoint.
+    """
+    hint = f"(try a lower lr={cfg.lr}, grad_clip, or precision='fp32')"
+    bad = nonfinite_tensors(model)
+    if bad:
+        raise NonFiniteLossError(f"run {cfg.run_id}: non-finite values in {_listed(bad)} after epoch {epoch} "
+                                 f"(the training loss stayed finite); training stopped. "
+                                 f"{last_good_checkpoint(cfg, epoch)} {hint}")
+    if val_loss is not None and not math.isfinite(val_loss):
+        raise NonFiniteLossError(f"run {cfg.run_id}: validation loss is {val_loss} after epoch {epoch}; "
+                                 f"training stopped. {last_good_checkpoint(cfg, epoch)} {hint}")

@@ -102,7 +102,7 @@ def test_batch_with_bad_files_goes_on(tmp_path, segmenter):
     summary = predict.predict_paths(predict.collect_inputs([str(src)]), segmenter, out,
                                     detector=BrightBoxDetector(), progress=False)
     assert (summary["total"], summary["ok"], summary["no_face"], summary["failed"]) == (5, 3, 1, 1)
-    assert "b_not_an_image.jpg: not an image" in summary["failures"][0]
+    assert "b_not_an_image.jpg: unreadable: not an image" in summary["failures"][0]
     lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [r["status"] for r in lines] == ["ok", "failed", "no-face", "ok", "ok"]
     by_name = {r["file"].split("/")[-1]: r for r in lines}

@@ -233,3 +233,44 @@ def test_a_smoke_notebook_run_by_hand_changes_no_committed_file(data_mirror, tmp
     smoke_figures = paths.PROJECT_ROOT / ".cache" / "results-smoke" / "figures"
     assert any(p.name.endswith("_smoke.png") for p in smoke_figures.glob("fig01_samples_*"))
     del pm
+
+
+# ---------------------------------------------------------------------------------------
+# The data a record was made from is fingerprinted and checked
+# ---------------------------------------------------------------------------------------
+def test_a_record_notices_when_its_data_changed(tmp_results, monkeypatch):
+    from types import SimpleNamespace
+
+    from abanet_lib.data.fingerprint import data_fingerprint
+
+    files = []
+    for i in range(3):
+        img, msk = tmp_results / f"img{i}.png", tmp_results / f"msk{i}.png"
+        img.write_bytes(b"image %d" % i), msk.write_bytes(b"mask %d" % i)
+        files.append(SimpleNamespace(source="mfsd", name=f"s{i}", image_path=img, mask_path=msk))
+    split = SimpleNamespace(train=files[:2], val=[], test=files[2:])
+    monkeypatch.setattr(registry, "build_split", lambda cfg: split)
+    run = _train_tiny(tiny_config(epochs=1))
+    (run.path / registry.DATA_FILE).write_text(json.dumps(data_fingerprint(files)))
+    assert registry.data_changes(run) == []
+    files[0].image_path.write_bytes(b"edited")
+    changes = registry.data_changes(run)
+    assert changes == ["1 sample(s) changed: mfsd/s0 (image)"]
+    with pytest.warns(UserWarning, match=r"data differs from the data it was trained on: 1 sample\(s\) changed"):
+        registry.run_or_load(run.config, progress=False)
+
+
+def test_a_broken_record_is_reported_and_the_others_still_render(tmp_results, capsys):
+    good, bad = tiny_config(epochs=1), tiny_config(epochs=1, seed=4)
+    _train_tiny(good), _train_tiny(bad)
+    broken = registry.run_dir(bad) / registry.METRICS_FILE
+    broken.write_text("{ not json")
+    with pytest.raises(registry.RunRecordError, match=rf"{broken}: not a readable JSON record"):
+        registry.load_run(bad.run_id)
+    with pytest.warns(UserWarning, match="BROKEN RECORD"):
+        runs = registry.run_many([good, bad], train_missing=False, progress=False)
+    assert [r.run_id for r in runs] == [good.run_id]
+    assert f"{bad.run_id}" in capsys.readouterr().out
+    with pytest.warns(UserWarning, match="skipping unreadable run record"):
+        assert [r.run_id for r in registry.find_runs(model="tiny-standin")] == [good.run_id]
+    assert str(registry.run_dir(bad)) in registry.broken_runs()

@@ -2,8 +2,8 @@
 
 Public API (see docs/architecture.md, "Data"):
     Sample, SampleRef, DataError, list_samples, list_folder_pairs, fetch, DATASETS,
-    binarize_mask, resize_pair, IMAGENET_MEAN, IMAGENET_STD, normalize, split_samples, Split,
-    prepare_arrays, PreparedArrays, SegmentationDataset, synthetic_samples.
+    binarize_mask, decode_image, resize_pair, IMAGENET_MEAN, IMAGENET_STD, normalize, split_samples,
+    Split, prepare_arrays, PreparedArrays, SegmentationDataset, synthetic_samples, data_fingerprint.
 Statistics and plots for notebook 01 live in :mod:`abanet_lib.data.explore` (import it
 explicitly; it pulls in matplotlib).
 """
@@ -18,8 +18,10 @@ from .loaders import (
     list_samples,
     read_mfsd_boxes,
 )
+from .fingerprint import check_fingerprint, data_fingerprint, fingerprint_differences
 from .registry import DATASETS, DatasetSpec, download_dataset, fetch, verify_dataset
 from .samples import (
+    BOMB_PIXELS,
     MIN_IMAGE_SIZE,
     DataError,
     DataWarning,
@@ -28,7 +30,10 @@ from .samples import (
     Sample,
     SampleRef,
     binarize_mask,
+    binarize_mask_with_alpha,
+    decode_image,
     group_from_name,
+    open_image,
     read_image,
     read_mask,
 )
@@ -47,6 +52,8 @@ from .transforms import (
 )
 
 __all__ = [
+    "BOMB_PIXELS", "binarize_mask_with_alpha", "check_fingerprint", "data_fingerprint", "decode_image",
+    "fingerprint_differences", "open_image",
     "DATASETS", "DataError", "DataWarning", "DatasetSpec", "FaceBox", "IMAGENET_MEAN", "IMAGENET_STD",
     "IMAGE_EXTENSIONS", "MASK_SUFFIXES", "MIN_IMAGE_SIZE", "LoadReport", "PAPER_COUNTS", "PreparedArrays",
     "RefList", "Sample", "SampleRef", "SegmentationDataset", "Split", "augment_pair", "binarize_mask",

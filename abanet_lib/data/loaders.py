@@ -59,7 +59,8 @@ def list_folder_pairs(
         masks_dir: folder of masks.
         source: data set name stored on each ref (selects the binarisation rule).
         on_error: ``"raise"`` on an image without mask / mask without image / ambiguous pair,
-            or ``"skip"`` (the item is listed in ``.report.skipped`` and warned about).
+            or ``"skip"`` (the item is listed in ``.report.skipped`` and warned about). A folder
+            without images, or one where every pair was skipped, raises in both modes.
         mask_suffixes: accepted mask-stem suffixes.
         group_fn: ``stem -> group``; default :func:`group_from_name`.
         subset, category: stored on each ref.
@@ -82,6 +83,11 @@ def list_folder_pairs(
 
     images = _image_files(images_dir)
     masks = _image_files(masks_dir)
+    if not images:
+        others = sum(1 for p in images_dir.iterdir() if not p.name.startswith("."))
+        raise DataError(f"{images_dir}: no image files ({' '.join(IMAGE_EXTENSIONS)})"
+                        + (f" among its {others} entries" if others else " (the folder is empty)")
+                        + "; expected the data set's images here (is the data set unpacked?)")
     by_stem: dict[str, list[Path]] = {}
     for image in images:
         by_stem.setdefault(image.stem, []).append(image)
@@ -119,6 +125,10 @@ def list_folder_pairs(
     for mask in orphan_masks:
         fail(mask, f"mask without image; expected an image with stem {mask.stem!r} (or without its suffix) "
                    f"in {images_dir}")
+    if not refs:  # on_error="skip" left nothing: say why here, not as an empty split later
+        first = report.skipped[0] if report.skipped else ("", "")
+        raise DataError(f"{images_dir}: no usable image/mask pair ({len(report.skipped)} item(s) skipped, "
+                        f"first: {first[0]}: {first[1]})")
     out = RefList(sorted(refs, key=lambda r: r.name), report)
     report.warn(f"list_folder_pairs({images_dir})")
     return out

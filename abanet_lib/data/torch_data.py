@@ -31,7 +31,8 @@ from .transforms import augment_pair, normalize, resize_pair
 log = logging.getLogger(__name__)
 
 #: Bump when the preparation changes, so old caches are not reused.
-PREPARE_VERSION = 1
+#: 2: images and masks turned upright by EXIF, alpha composited on white, 4-channel mask rule.
+PREPARE_VERSION = 2
 
 
 @dataclass
