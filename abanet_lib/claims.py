@@ -458,6 +458,11 @@ def _plain(value, digits: int) -> str:
     return "" if v is None else f"{v:.{digits}f}"
 
 
+def diff_ci_text(r) -> str:
+    """``"+1.23 [-0.40, +2.86]"`` (or ``"(n = 1, no CI)"`` / ``"not run"``) for a ledger row."""
+    return _diff_ci(r)
+
+
 def _diff_ci(r) -> str:
     if r["n"] == 0:
         return "not run"

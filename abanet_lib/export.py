@@ -189,6 +189,11 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, image_size: int, opse
         with torch.no_grad(), warnings.catch_warnings():
             # Shape checks in forward() become constants of the traced graph (fixed S): expected.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            # The current (torch.export-based, dynamo=True) exporter needs onnxscript, which no
+            # offline wheel here provides; the TorchScript exporter is kept on purpose (parity
+            # is tested), so its deprecation notice says nothing the user can act on.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+            warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
             torch.onnx.export(wrapper, (dummy,), str(path), input_names=["images"],
                               output_names=["logits"], opset_version=opset,
                               dynamic_axes=axes, dynamo=False)

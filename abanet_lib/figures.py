@@ -268,28 +268,44 @@ def alpha_sweep_plot(frame: pd.DataFrame, metric: str = "iou", chosen_alpha: flo
 
 
 def ablation_bars(frame: pd.DataFrame, metric: str = "iou", title: str = ""):
-    """Bars of our ``metric`` per row (mean, std as error bar) with the paper's value as a marker."""
+    """Dot plot, one line per table row (top to bottom in table order): our ``metric`` (mean as a
+    dot, std as error bar) and the paper's value (black diamond), with our value printed at
+    the right. Horizontal, so a 17-row table reads at a glance; dots rather than bars, so the
+    axis can start near the values without exaggerating differences. Rows without a result
+    say so."""
     import matplotlib.pyplot as plt
 
     labels = [str(i) for i in frame.index]
-    x = np.arange(len(labels))
+    y = np.arange(len(labels))
     means = frame[metric].to_numpy(dtype=float)
-    stds = np.nan_to_num(frame[f"{metric}_std"].to_numpy(dtype=float))
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 1.5), 3.4))
-    ax.bar(x, np.nan_to_num(means), yerr=stds, capsize=3, color="#4c72b0", label="ours (mean ± std)")
+    std_col = f"{metric}_std"
+    stds = np.nan_to_num(frame[std_col].to_numpy(dtype=float)) if std_col in frame.columns else np.zeros(len(y))
+    fig, ax = plt.subplots(figsize=(6.4, 0.3 * len(labels) + 1.4))
+    ok = ~np.isnan(means)
+    ax.errorbar(means[ok], y[ok], xerr=stds[ok], fmt="o", color="#4c72b0", ecolor="#4c72b0", capsize=2,
+                markersize=5, label="ours (mean ± std)")
+    values = list(means[ok] - stds[ok]) + list(means[ok] + stds[ok])
     paper_col = f"paper_{metric}"
     if paper_col in frame.columns and frame[paper_col].notna().any():
-        ax.scatter(x, frame[paper_col].to_numpy(dtype=float), marker="D", color="black", zorder=3,
-                   label="paper")
-    for xi, m in zip(x, means):
-        if math.isnan(m):
-            ax.text(xi, 0, "no result", rotation=90, ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=25, ha="right", fontsize=7)
-    ax.set_ylabel(f"{metric} (%)")
+        paper = frame[paper_col].to_numpy(dtype=float)
+        ax.scatter(paper, y, marker="D", s=22, color="black", zorder=3, label="paper")
+        values += [v for v in paper if not math.isnan(v)]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = 0.06 * (hi - lo) if hi > lo else 1.0
+    ax.set_xlim(lo - pad, hi + pad)
+    for yi, m, s_ in zip(y, means, stds):
+        text = "no result" if math.isnan(m) else (f"{m:.2f}" if abs(m) < 1.5 else f"{m:.1f}")
+        ax.annotate(text, (1.0, yi), xycoords=("axes fraction", "data"), xytext=(4, 0),
+                    textcoords="offset points", va="center", fontsize=7,
+                    color="grey" if math.isnan(m) else "#1f3a66")
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.set_xlabel(f"{metric} (%)" if hi > 1.5 else metric)
+    ax.grid(axis="y", visible=False)
     if title:
-        ax.set_title(title)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        ax.set_title(title, fontsize=9, loc="left", pad=16)
+    ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False,
+              borderaxespad=0.2)
     fig.tight_layout()
     return fig
 

@@ -5,6 +5,14 @@ the notebook's stored default), parameter ``scale`` injected, working directory 
 notebook folder (as nbval), and ``ABANET_SCALE`` set for anything the notebook starts. The
 executed copies go to ``executed/<scale>/`` (git-ignored), never over the sources. The first
 failure stops the batch with :class:`NotebookFailed`, which names the notebook and the cell.
+
+With ``publish=True`` (the default for the committed reduced scale) each executed copy is also
+written, scrubbed by :func:`scrub_notebook`, to ``results/notebooks/`` so GitHub shows every
+table and figure inline: no execution metadata (papermill's timings, start/end times,
+durations, kernel and machine details), no execution counts, machine paths replaced by
+``<project>`` / ``<home>``, widget state dropped (the viewers draw a static figure headless,
+``ABANET_WIDGETS=static``), images at the notebooks' modest dpi. Rendering twice from the same
+records gives the same bytes; a copy over :data:`MAX_PUBLISHED_BYTES` raises.
 """
 from __future__ import annotations
 
@@ -17,6 +25,10 @@ from typing import Iterable
 from abanet_lib import paths
 
 KERNEL_NAME = "abanet"
+#: Scales whose executed copies are committed (under ``results/notebooks/``).
+PUBLISHED_SCALES = ("reduced",)
+#: Largest executed copy that may be committed.
+MAX_PUBLISHED_BYTES = 1_000_000
 _NUMBERED = re.compile(r"^(\d{2})_.+\.ipynb$")
 
 
@@ -78,6 +90,139 @@ def parameter_names(notebook: Path | str) -> list[str]:
     return []
 
 
+def published_notebooks_dir(scale: str | None = None) -> Path:
+    """``results/notebooks/`` for the committed scale (follows ``ABANET_RESULTS``; a smoke
+    scale maps under ``.cache/``, as every output of :func:`abanet_lib.paths.results_dir`)."""
+    return paths.results_dir(scale) / "notebooks"
+
+
+#: Output lines that change from run to run (timings, progress-bar rates), removed from copies.
+_VOLATILE_LINE = re.compile(
+    r"(\d+(\.\d+)?\s*(s|sec|seconds|min)\b.*(elapsed|remaining|it/s|s/it|img/s))"
+    r"|(\b\d+(\.\d+)?(it/s|s/it)\b)"
+    r"|(\[\d{2}:\d{2}(<\d{2}:\d{2})?)"
+)
+
+
+def _machine_paths() -> list[tuple[str, str]]:
+    pairs = [(str(paths.PROJECT_ROOT), "<project>")]
+    for var, name in (("ABANET_RESULTS", "<results>"), ("ABANET_CACHE", "<cache>"), ("ABANET_DATA", "<data>"),
+                      ("ABANET_DATA_MIRROR", "<data mirror>")):
+        if os.environ.get(var):
+            pairs.append((str(Path(os.environ[var]).resolve()), name))
+            pairs.append((os.environ[var], name))
+    home = str(Path.home())
+    if home not in ("/", ""):
+        pairs.append((home, "<home>"))
+    return sorted(set(pairs), key=lambda kv: -len(kv[0]))
+
+
+def _scrub_text(text: str, pairs: list[tuple[str, str]]) -> str:
+    for old, new in pairs:
+        text = text.replace(old, new)
+    return text
+
+
+def scrub_notebook(nb: dict, pairs: list[tuple[str, str]] | None = None) -> dict:
+    """Remove what changes between two renderings of the same records (in place; returned).
+
+    Drops notebook- and cell-level execution metadata (papermill's ``start_time``,
+    ``end_time``, ``duration``, ``status``, ``exception``; ``execution`` timestamps;
+    ``widgets`` state), execution counts, stderr streams of progress bars and timing lines,
+    and replaces machine paths (project, results, cache, data, home) by placeholders.
+    Parameters injected by papermill are kept (they say how the copy was made).
+    """
+    pairs = _machine_paths() if pairs is None else pairs
+    meta = nb.setdefault("metadata", {})
+    pm_meta = meta.get("papermill", {})
+    meta["papermill"] = {"parameters": pm_meta.get("parameters", {})} if pm_meta else {}
+    if not meta["papermill"]:
+        meta.pop("papermill")
+    for key in ("widgets", "execution"):
+        meta.pop(key, None)
+    meta.get("language_info", {}).pop("version", None)
+    for cell in nb.get("cells", []):
+        cmeta = cell.setdefault("metadata", {})
+        if "injected-parameters" in cmeta.get("tags", []):
+            cell["id"] = "injected-parameters"  # papermill gives it a random id on every run
+        for key in ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled"):
+            cmeta.pop(key, None)
+        if cell.get("cell_type") != "code":
+            continue
+        cell["execution_count"] = None
+        kept = []
+        for out in cell.get("outputs", []):
+            if "execution_count" in out:
+                out["execution_count"] = None
+            if out.get("output_type") == "stream":
+                if out.get("name") == "stderr":
+                    continue  # warnings and progress bars: volatile, and not what a reader needs
+                text = "".join(out["text"]) if isinstance(out["text"], list) else out["text"]
+                lines = [ln for ln in text.splitlines(keepends=True) if not _VOLATILE_LINE.search(ln)]
+                if not lines:
+                    continue
+                out["text"] = _scrub_text("".join(lines), pairs)
+            data = out.get("data")
+            if data:
+                data.pop("application/vnd.jupyter.widget-view+json", None)
+                if isinstance(data.get("image/png"), str):
+                    data["image/png"] = compact_png(data["image/png"])
+                for mime in list(data):
+                    if mime.startswith("text/") or mime.endswith("json") and isinstance(data[mime], str):
+                        value = data[mime]
+                        value = "".join(value) if isinstance(value, list) else value
+                        data[mime] = _scrub_text(value, pairs)
+                if not data:
+                    continue
+            out.get("metadata", {}).pop("execution", None)
+            if out.get("output_type") == "error":
+                out["traceback"] = [_scrub_text(t, pairs) for t in out.get("traceback", [])]
+            kept.append(out)
+        cell["outputs"] = kept
+    return nb
+
+
+#: Inline figures of published copies: at most this wide, 256-colour palette PNGs (a reader on
+#: GitHub sees them at about this size anyway; full-resolution PNGs live in results/figures).
+PUBLISHED_IMAGE_WIDTH = 800
+
+
+def compact_png(b64: str, max_width: int = PUBLISHED_IMAGE_WIDTH) -> str:
+    """A smaller, deterministic re-encoding of a base64 PNG output (same input, same bytes)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB")
+    if image.width > max_width:
+        image = image.resize((max_width, max(1, round(image.height * max_width / image.width))), Image.LANCZOS)
+    image = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode("ascii") + "\n"
+
+
+def publish_notebook(executed: Path | str, target: Path | str, max_bytes: int = MAX_PUBLISHED_BYTES) -> Path:
+    """Write a scrubbed copy of ``executed`` to ``target`` (JSON, indent 1, as the sources).
+
+    Raises:
+        ValueError: the scrubbed copy is larger than ``max_bytes``.
+    """
+    import json
+
+    nb = json.loads(Path(executed).read_text(encoding="utf-8"))
+    text = json.dumps(scrub_notebook(nb), indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+    if len(text.encode("utf-8")) > max_bytes:
+        raise ValueError(f"publish_notebook: {Path(executed).name} is {len(text.encode()) / 1e6:.2f} MB after "
+                         f"scrubbing, over the {max_bytes / 1e6:.1f} MB limit for committed files")
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists() or target.read_text(encoding="utf-8") != text:
+        target.write_text(text, encoding="utf-8")
+    return target
+
+
 def default_notebooks_dir() -> Path:
     return paths.PROJECT_ROOT / "notebooks"
 
@@ -126,6 +271,8 @@ def reproduce(
     cell_timeout: int | None = None,
     progress: bool = True,
     train_missing: bool = True,
+    publish: bool | None = None,
+    publish_dir: Path | str | None = None,
 ) -> list[Path]:
     """Execute the selected notebooks in order; stop at the first failure.
 
@@ -138,6 +285,9 @@ def reproduce(
         progress: print one line per notebook.
         train_missing: injected into the notebooks; False renders tables from finished runs
             only (missing rows read "not run") instead of training them.
+        publish: also write scrubbed copies for readers (:func:`publish_notebook`); default:
+            True for the scales of :data:`PUBLISHED_SCALES`.
+        publish_dir: where those go (default ``results/notebooks/``).
 
     Returns:
         The executed notebooks' paths.
@@ -152,8 +302,12 @@ def reproduce(
     out = Path(out_dir) if out_dir is not None else paths.executed_notebooks_dir() / scale
     out.mkdir(parents=True, exist_ok=True)
     executed = []
-    previous = os.environ.get("ABANET_SCALE")
+    if publish is None:
+        publish = scale in PUBLISHED_SCALES
+    published = Path(publish_dir) if publish_dir is not None else published_notebooks_dir(scale)
+    previous = {k: os.environ.get(k) for k in ("ABANET_SCALE", "ABANET_WIDGETS")}
     os.environ["ABANET_SCALE"] = scale
+    os.environ["ABANET_WIDGETS"] = "static"  # headless: the viewers draw their default state
     try:
         for i, nb in enumerate(notebooks, start=1):
             target = out / nb.name
@@ -180,12 +334,15 @@ def reproduce(
                 raise NotebookFailed(f"notebook {nb.name} could not be executed: {type(err).__name__}: {err}",
                                      notebook=nb, executed=target) from err
             executed.append(target)
+            if publish:
+                publish_notebook(target, published / nb.name)
             if progress:
                 print(f"[{i}/{len(notebooks)}] {nb.name} done in {time.perf_counter() - t0:.0f}s -> {target}",
                       flush=True)
     finally:
-        if previous is None:
-            os.environ.pop("ABANET_SCALE", None)
-        else:
-            os.environ["ABANET_SCALE"] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return executed

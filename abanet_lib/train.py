@@ -302,7 +302,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def _show_progress(progress: bool) -> bool:
-    return bool(progress) and sys.stderr.isatty()
+    """Bars in a terminal, and in Jupyter (tqdm.auto draws them as widgets there); never in logs."""
+    return bool(progress) and (sys.stderr.isatty() or "ipykernel" in sys.modules)
 
 
 def batch_iou(prob: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:

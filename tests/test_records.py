@@ -274,3 +274,18 @@ def test_a_broken_record_is_reported_and_the_others_still_render(tmp_results, ca
     with pytest.warns(UserWarning, match="skipping unreadable run record"):
         assert [r.run_id for r in registry.find_runs(model="tiny-standin")] == [good.run_id]
     assert str(registry.run_dir(bad)) in registry.broken_runs()
+
+
+def test_results_readme_claims_and_cost_regenerate_byte_for_byte(committed_records, tmp_path):
+    import shutil
+
+    from abanet_lib.tables import write_results_readme
+
+    out, project = tmp_path / "results", tmp_path / "project"
+    shutil.copytree(ROOT / "results" / "tables", out / "tables")
+    project.mkdir()
+    shutil.copy(ROOT / "README.md", project / "README.md")
+    write_results_readme("reduced", folder=out / "tables", readme=project / "README.md", cost=True)
+    for name in ("README.md", "claims.md", "claims.csv", "cost_reduced.md", "cost_reduced.csv"):
+        assert (out / name).read_bytes() == (ROOT / "results" / name).read_bytes(), f"results/{name} is stale"
+    assert (project / "README.md").read_bytes() == (ROOT / "README.md").read_bytes(), "README results block is stale"
