@@ -57,7 +57,8 @@ from scipy import stats
 
 from abanet_lib import paths
 from abanet_lib.config import Scale, get_scale
-from abanet_lib.experiments import ABANET_ROW, ExperimentRow, canonical_abanet, notebook_scale, table_rows
+from abanet_lib.experiments import (ABANET_ROW, ExperimentRow, canonical_abanet, notebook_scale, table_rows,
+                                    unique_configs)
 from abanet_lib.paper_numbers import FIGURE7_NOTE, paper_table
 
 #: Confidence level of every interval.
@@ -337,7 +338,7 @@ def build_ledger(scale: Scale | str | None = "reduced", claims: Sequence[Claim] 
         rows_by_table[table] = {r.label: r for r in table_rows(table, wide, rows="all", check_models=False)}
     wanted = [cfg for claim in claims for pair in claim.comparisons for label in pair
               for cfg in _row(rows_by_table, claim, label).configs]
-    runs = _load(_dedup(wanted))
+    runs = _load(unique_configs(wanted))
     ref_sd, ref_k = reference_spread(scale, runs)
 
     comp_records, claim_records = [], []
@@ -388,15 +389,6 @@ def _row(rows_by_table: Mapping[str, Mapping[str, ExperimentRow]], claim: Claim,
     if label not in rows:
         raise ValueError(f"claim {claim.key!r}: no row {label!r} in {claim.table}; rows are {list(rows)}")
     return rows[label]
-
-
-def _dedup(cfgs):
-    seen, out = set(), []
-    for cfg in cfgs:
-        if cfg.run_id not in seen:
-            seen.add(cfg.run_id)
-            out.append(cfg)
-    return out
 
 
 def _binding(records: list[dict], kind: str) -> dict:

@@ -431,16 +431,17 @@ def experiments(table: str, scale: Scale | str | None = None, rows: Iterable[str
     """
     configs = [c for row in table_rows(table, scale, rows, device)
                if row.not_built is None and row.skipped is None for c in row.configs]
-    return _dedup(configs)
+    return unique_configs(configs)
 
 
 def all_experiments(scale: Scale | str | None = None, device: str = "auto",
                     rows: str | None = None) -> list[RunConfig]:
     """Every run of every table, in notebook order, each config once (by run id)."""
-    return _dedup(c for table in TABLES for c in experiments(table, scale, rows=rows, device=device))
+    return unique_configs(c for table in TABLES for c in experiments(table, scale, rows=rows, device=device))
 
 
-def _dedup(configs: Iterable[RunConfig]) -> list[RunConfig]:
+def unique_configs(configs: Iterable[RunConfig]) -> list[RunConfig]:
+    """``configs`` without repeated run ids, first occurrence kept (order preserved)."""
     seen, out = set(), []
     for cfg in configs:
         if cfg.run_id not in seen:
