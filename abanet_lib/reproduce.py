@@ -101,6 +101,7 @@ _VOLATILE_LINE = re.compile(
     r"(\d+(\.\d+)?\s*(s|sec|seconds|min)\b.*(elapsed|remaining|it/s|s/it|img/s))"
     r"|(\b\d+(\.\d+)?(it/s|s/it)\b)"
     r"|(\[\d{2}:\d{2}(<\d{2}:\d{2})?)"
+    r"|(\b\d+(\.\d+)?\s*(photos|images|img)/s\b)"  # throughput lines (predict's summary)
 )
 
 
