@@ -178,6 +178,12 @@ def scrub_notebook(nb: dict, pairs: list[tuple[str, str]] | None = None) -> dict
             out.get("metadata", {}).pop("execution", None)
             if out.get("output_type") == "error":
                 out["traceback"] = [_scrub_text(t, pairs) for t in out.get("traceback", [])]
+            previous = kept[-1] if kept else None
+            if (out.get("output_type") == "stream" and previous is not None
+                    and previous.get("output_type") == "stream" and previous.get("name") == out.get("name")):
+                # how a kernel splits one cell's prints into chunks depends on timing: merge them
+                previous["text"] = "".join(previous["text"]) + "".join(out["text"])
+                continue
             kept.append(out)
         cell["outputs"] = kept
     return nb
