@@ -3,9 +3,9 @@
 Commands:
     train           train + evaluate one run (a finished run is loaded and described)
     evaluate        re-evaluate a finished run on its test split
-    predict         segment mask regions on photos (abanet_lib.predict)
+    predict         segment mask regions on photos (abanet_lib.app.predict)
     reproduce       execute the numbered notebooks in order through papermill
-    results-readme  regenerate the results section of the README (abanet_lib.tables)
+    results-readme  regenerate the results section of the README (abanet_lib.paper.tables)
     list-runs       show the finished runs of the registry (and any damaged record)
 
 Errors. Every option is checked when it is parsed (ranges, finite numbers, choices, files);
@@ -30,7 +30,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from abanet_lib.config import SCALES, RunConfig
+from abanet_lib.core.config import SCALES, RunConfig
 
 #: Choices of the string options, spelled out so that ``--help`` and parsing need no torch
 #: import (tests/test_hardening.py keeps them equal to the library's own lists).
@@ -343,7 +343,7 @@ def config_from_args(args: argparse.Namespace, check_machine: bool = True) -> Ru
         OptionError: options that are valid alone but not together (``--fold`` beyond
             ``--n-folds``, fp16 without CUDA, an unknown model or model option, ...).
     """
-    from abanet_lib.config import get_scale
+    from abanet_lib.core.config import get_scale
 
     scale = args.scale or os.environ.get("ABANET_SCALE") or None
     if scale is not None and scale not in SCALES:
@@ -439,15 +439,15 @@ def build_parser(predict_options: bool = True) -> argparse.ArgumentParser:
                    help="override the run's precision (auto, bf16, fp16, fp32)")
     p.add_argument("--batch-size", type=int_option(1), default=8, help="images per forward pass")
 
-    p = sub.add_parser("predict", help="segment the mask region on photos (abanet_lib.predict)",
+    p = sub.add_parser("predict", help="segment the mask region on photos (abanet_lib.app.predict)",
                        description="Segment the face-mask region on whole photos. An --out folder with "
                                    "earlier results keeps them: new records are appended to "
                                    "predictions.jsonl, one per photo (the latest).")
-    predict_module = _optional_module("abanet_lib.predict") if predict_options else None
+    predict_module = _optional_module("abanet_lib.app.predict") if predict_options else None
     if predict_module is not None and hasattr(predict_module, "add_arguments"):
         predict_module.add_arguments(p)
     else:
-        p.add_argument("predict_args", nargs=argparse.REMAINDER, help="arguments of abanet_lib.predict")
+        p.add_argument("predict_args", nargs=argparse.REMAINDER, help="arguments of abanet_lib.app.predict")
 
     p = sub.add_parser("reproduce", help="execute the numbered notebooks in order (papermill)",
                        description="Run notebooks/NN_*.ipynb in order with kernel 'abanet' and the given "
@@ -469,7 +469,7 @@ def build_parser(predict_options: bool = True) -> argparse.ArgumentParser:
                    help="train nothing: tables and figures from finished runs only, missing rows 'not run'")
 
     sub.add_parser("results-readme", help="regenerate the README's results section from results/",
-                   description="Call abanet_lib.tables.write_results_readme().")
+                   description="Call abanet_lib.paper.tables.write_results_readme().")
 
     p = sub.add_parser("list-runs", help="show finished runs of the registry",
                        description="List complete runs (those with metrics.json), optionally filtered. "
@@ -548,16 +548,16 @@ _DAMAGED_HINT = "the run record is damaged: restore it (git checkout -- <file>) 
 
 
 def load_run_record(run_id: str):
-    """:func:`abanet_lib.registry.load_run` with damaged records named by their file.
+    """:func:`abanet_lib.engine.registry.load_run` with damaged records named by their file.
 
     Raises:
         FileNotFoundError: no finished run ``run_id``.
         RunRecordError (``registry.RunRecordError`` when defined, a ValueError): a damaged
             ``config.json``/``metrics.json``/CSV (the message names the file).
     """
-    from abanet_lib import registry
+    from abanet_lib.engine import registry
 
-    from abanet_lib.registry import RunRecordError as error
+    from abanet_lib.engine.registry import RunRecordError as error
     folder = registry.run_dir(run_id)
     try:
         run = registry.load_run(run_id)
@@ -586,7 +586,7 @@ def scan_runs(model: str | None = None, scale: str | None = None) -> tuple[list,
         ``(runs, damaged, unfinished)``: the readable runs (sorted by id), one message per
         damaged record (naming its file), and the ids of folders without ``metrics.json``.
     """
-    from abanet_lib import paths
+    from abanet_lib.core import paths
 
     roots = paths.all_runs_dirs()
     folders, seen = [], set()
@@ -627,11 +627,11 @@ def _cli_value(value: Any) -> str:
 def retrain_command(cfg: RunConfig) -> str | None:
     """The one ``python -m abanet_lib train ... --force`` line that retrains ``cfg`` (same run id),
     or None when the command line cannot express it (a custom scale, an option out of its range)."""
-    from abanet_lib.config import get_scale
+    from abanet_lib.core.config import get_scale
 
     if cfg.scale not in SCALES:
         return None
-    from abanet_lib.config import EXECUTION_ONLY_FIELDS
+    from abanet_lib.core.config import EXECUTION_ONLY_FIELDS
 
     base = get_scale(cfg.scale).base_config()
     argv = ["train", "--scale", cfg.scale]
@@ -682,7 +682,7 @@ def describe_finished_run(run) -> str:
     """What ``train`` says about a finished record it loads instead of training."""
     import torch
 
-    from abanet_lib.train import checkpoint_dir
+    from abanet_lib.engine.train import checkpoint_dir
 
     m, cfg = run.metrics, run.config
     prov = m.get("provenance") if isinstance(m.get("provenance"), dict) else {}
@@ -741,7 +741,7 @@ def _raised_while_building_model(err: BaseException) -> bool:
 
 
 def _cmd_train(args) -> int:
-    from abanet_lib import registry
+    from abanet_lib.engine import registry
 
     cfg = config_from_args(args)
     if not args.force and registry.is_complete(cfg):
@@ -766,9 +766,9 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from abanet_lib.data import DataError
-    from abanet_lib.evaluate import evaluate
-    from abanet_lib.registry import data_changes, load_model
-    from abanet_lib.train import build_split
+    from abanet_lib.engine.evaluate import evaluate
+    from abanet_lib.engine.registry import data_changes, load_model
+    from abanet_lib.engine.train import build_split
 
     if args.precision == "fp16" and not (args.device.startswith("cuda") or
                                          (args.device == "auto" and _cuda_available())):
@@ -799,9 +799,9 @@ def _cuda_available() -> bool:
 
 
 def _cmd_predict(args) -> int:
-    module = _optional_module("abanet_lib.predict")
+    module = _optional_module("abanet_lib.app.predict")
     if module is None or not hasattr(module, "main"):
-        print("error: 'predict' is not available (abanet_lib.predict is missing)", file=sys.stderr)
+        print("error: 'predict' is not available (abanet_lib.app.predict is missing)", file=sys.stderr)
         return 2
     if hasattr(args, "predict_args"):
         return int(module.main(args.predict_args) or 0)
@@ -820,7 +820,7 @@ def _check_kernel(name: str) -> None:
 
 
 def _cmd_reproduce(args) -> int:
-    from abanet_lib.reproduce import NotebookFailed, reproduce
+    from abanet_lib.paper.reproduce import NotebookFailed, reproduce
 
     only = [x.strip() for item in (args.only or []) for x in item.split(",") if x.strip()] or None
     _check_kernel(args.kernel)
@@ -836,9 +836,9 @@ def _cmd_reproduce(args) -> int:
 
 
 def _cmd_results_readme(args) -> int:
-    tables = _optional_module("abanet_lib.tables")
+    tables = _optional_module("abanet_lib.paper.tables")
     if tables is None or not hasattr(tables, "write_results_readme"):
-        print("error: 'results-readme' is not available (abanet_lib.tables.write_results_readme is missing)",
+        print("error: 'results-readme' is not available (abanet_lib.paper.tables.write_results_readme is missing)",
               file=sys.stderr)
         return 2
     out = tables.write_results_readme(cost=True)

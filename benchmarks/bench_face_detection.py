@@ -1,6 +1,6 @@
 """Which offline face detector finds masked faces best?
 
-For every detector of :func:`abanet_lib.faces.available_detectors`:
+For every detector of :func:`abanet_lib.app.faces.available_detectors`:
 
 * maskedfacenet-seg500 (1024x1024 FFHQ photos with a drawn surgical mask; labels 0/1/2):
   ``found`` = at least one face; ``hit`` = the largest box overlaps the face region
@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from abanet_lib import faces, paths
+from abanet_lib.app import faces
+from abanet_lib.core import paths
 
 MARGIN = 0.25
 IOU_HIT = 0.3

@@ -26,8 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from abanet_lib import paths  # noqa: E402
-from abanet_lib.metrics import MetricAccumulator  # noqa: E402
+from abanet_lib.core import paths  # noqa: E402
+from abanet_lib.engine.metrics import MetricAccumulator  # noqa: E402
 
 
 def cpu_model() -> str:

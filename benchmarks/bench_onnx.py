@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from abanet_lib import export, paths
+from abanet_lib.app import export
+from abanet_lib.core import paths
 from abanet_lib.models import create_model
 from abanet_lib.models.base import main_output
 

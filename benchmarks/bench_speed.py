@@ -8,8 +8,8 @@ Contenders, built in the same process on the same random input (batch ``--batch`
   plain Adam; inference computes all eight outputs under ``no_grad``);
 * ``ours``: the paper-variant ABANet as our trainer runs it: channels_last (``ours/NCHW``
   keeps that choice measured), bf16 autocast where
-  the device runs bf16 natively (:func:`abanet_lib.devices.resolve_precision` "auto"), our
-  :class:`~abanet_lib.losses.HybridLoss`, Adam (fused where the device supports it);
+  the device runs bf16 natively (:func:`abanet_lib.core.devices.resolve_precision` "auto"), our
+  :class:`~abanet_lib.engine.losses.HybridLoss`, Adam (fused where the device supports it);
   inference under ``torch.inference_mode`` with the main output only (eval mode skips the
   deep-supervision heads);
 * ``ours+compile`` (``--compile``, default on CUDA only): the same with ``torch.compile``.
@@ -42,8 +42,8 @@ sys.path.insert(0, str(HERE.parent))
 
 import torch  # noqa: E402
 
-from abanet_lib import paths  # noqa: E402
-from abanet_lib.devices import (describe_device, resolve_device, resolve_precision,  # noqa: E402
+from abanet_lib.core import paths  # noqa: E402
+from abanet_lib.core.devices import (describe_device, resolve_device, resolve_precision,  # noqa: E402
                                 synchronize, to_memory_format)
 from released_step import ReleasedStep  # noqa: E402
 
@@ -82,7 +82,7 @@ class OurStep:
 
     def __init__(self, device: torch.device, precision: str = "auto", channels_last: bool = True,
                  compile: bool | str = False, lr: float = 1e-4, seed: int = 0):
-        from abanet_lib.losses import HybridLoss
+        from abanet_lib.engine.losses import HybridLoss
         from abanet_lib.models import create_model
 
         torch.manual_seed(seed)

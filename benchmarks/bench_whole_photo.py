@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from abanet_lib import faces, paths, predict
+from abanet_lib.app import faces, predict
+from abanet_lib.core import paths
 
 
 def run(run_spec: str | None, limit: int | None, detector_name: str, margin: float,

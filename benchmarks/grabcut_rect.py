@@ -13,11 +13,11 @@ reduced protocol (fold ``--fold``; never the validation or test parts):
   crop's native resolution, for several OpenCV RNG seeds (GrabCut fits its colour models with
   k-means seeded from OpenCV's global RNG, so its output depends on that state).
 
-Input at ``--size`` follows the evaluation path (``abanet_lib.evaluate``): Pillow bilinear
+Input at ``--size`` follows the evaluation path (``abanet_lib.engine.evaluate``): Pillow bilinear
 resize (``abanet_lib.data.transforms.resize_image``), GrabCut on that uint8 image (the
 normalise/denormalise round trip of ``GrabCutSegmenter`` returns the same uint8 pixels), the
 hard map as probabilities sigmoid(+-10), bilinear upsampling to the mask's native size and
-threshold 0.5. IoU is the library's (``abanet_lib.metrics``: both empty -> 1).
+threshold 0.5. IoU is the library's (``abanet_lib.engine.metrics``: both empty -> 1).
 
 Writes a Markdown report (``--out``). Changes no library code and no constant.
 
@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
-from abanet_lib.metrics import confusion_metrics  # noqa: E402
+from abanet_lib.engine.metrics import confusion_metrics  # noqa: E402
 from abanet_lib.models.grabcut import HARD_LOGIT, mask_box_fraction, rect_from_boxes, rect_pixels  # noqa: E402
 
 COLLAPSED_IOU = 0.1  # a crop whose seed-averaged GrabCut IoU is below this counts as "collapsed"
@@ -81,10 +81,10 @@ def best_iou_inside(mask: np.ndarray, rect_fraction) -> float:
 
 
 def upsample_hard_map(fg: np.ndarray, h: int, w: int) -> np.ndarray:
-    """A hard (S, S) map back to (h, w) as ``abanet_lib.evaluate`` does: sigmoid(+-10), bilinear, >= 0.5."""
+    """A hard (S, S) map back to (h, w) as ``abanet_lib.engine.evaluate`` does: sigmoid(+-10), bilinear, >= 0.5."""
     import torch
 
-    from abanet_lib.evaluate import to_native_size
+    from abanet_lib.engine.evaluate import to_native_size
 
     fg = np.asarray(fg, bool)
     if fg.shape == (h, w):
@@ -109,8 +109,8 @@ def predict(image: np.ndarray, rect_fraction, size: int | None, iterations: int,
 
 def load_training_samples(fold: int, limit: int | None = None):
     """Training crops of the reduced protocol's fold (``build_split(cfg).train``), and the split sizes."""
-    from abanet_lib.config import get_scale
-    from abanet_lib.train import build_split
+    from abanet_lib.core.config import get_scale
+    from abanet_lib.engine.train import build_split
 
     cfg = get_scale("reduced").base_config(fold=fold)
     split = build_split(cfg)
@@ -158,7 +158,7 @@ def _fmt_rect(rect) -> str:
 
 def _machine() -> str:
     try:
-        from abanet_lib.devices import describe_device
+        from abanet_lib.core.devices import describe_device
 
         d = describe_device("cpu")
         return (f"{d.get('cpu_model')} ({d.get('cpu_count')} CPUs visible, torch threads "
@@ -235,13 +235,13 @@ def main(argv=None) -> int:
     L.append(f"* Date: {now}; wall time {elapsed / 60:.1f} min")
     L.append(f"* Machine: {_machine()}; shared with a background training job (timings are indicative only)")
     L.append(f"* Data: `{cfg.eval_dataset}`, reduced scale, split `{cfg.split}` fold {cfg.fold} (seed {cfg.seed}) "
-             f"as `abanet_lib.train.build_split` builds it: train {counts['train']}, val {counts['val']}, "
+             f"as `abanet_lib.engine.train.build_split` builds it: train {counts['train']}, val {counts['val']}, "
              f"test {counts['test']} crops. **Only the {len(samples)} training crops are used**; "
              f"native size(s) {', '.join(f'{w}x{h}' for h, w in shapes)}; {n_empty} empty masks; "
              f"mask coverage {coverage.mean():.3f} of the crop on average.")
     L.append(f"* GrabCut: `abanet_lib.models.grabcut.grabcut_mask`, {args.iterations} iterations, "
              f"`GC_INIT_WITH_RECT`; OpenCV RNG seeds {args.seeds} (`cv2.setRNGSeed` before every call).")
-    L.append(f"* {args.size}x{args.size} input: as `abanet_lib.evaluate` (Pillow bilinear resize, GrabCut, "
+    L.append(f"* {args.size}x{args.size} input: as `abanet_lib.engine.evaluate` (Pillow bilinear resize, GrabCut, "
              "hard map as sigmoid(+-10), bilinear upsampling to the native mask size, threshold 0.5). "
              "Native: GrabCut on the crop as it is. IoU scored at native size (library convention).")
     L.append("")

@@ -2,7 +2,7 @@
 
 Since 2026-12-01 every record stores, besides its scores, what tables and figures show
 (``speed.json``, ``cross_domain.json``, ``figure_maps.npz``, ``photo_demo.npz``; see
-``abanet_lib.artifacts``). This script adds to the older records what can be added honestly,
+``abanet_lib.paper.artifacts``). This script adds to the older records what can be added honestly,
 and never rewrites a score:
 
 * ``provenance``: the 21 runs trained on a lent H200 on 2026-11-28 recorded ``commit: unknown``
@@ -29,8 +29,10 @@ from pathlib import Path
 
 import torch
 
-from abanet_lib import artifacts, paths, registry
-from abanet_lib.train import atomic_write_text, build_model, seed_everything
+from abanet_lib.paper import artifacts
+from abanet_lib.core import paths
+from abanet_lib.engine import registry
+from abanet_lib.engine.train import atomic_write_text, build_model, seed_everything
 
 GPU_COMMIT = "c67379fd8a421fa28270797d9f2a3941f0df68e9"
 GPU_COMMIT_SOURCE = (

@@ -5,7 +5,7 @@
 #   .whl/         wheels of the packages the GPU image lacks
 #   .gpu_bundle/  downsized data copy (ABANET_DATA)
 # Writes to $OUT (default ./out): runs.tar.gz, summary.json, log.txt (+ speed_cuda.json/.md with BENCH=1).
-# Merge the results here with:  python -m abanet_lib.batch_runner merge OUT/runs.tar.gz
+# Merge the results here with:  python -m abanet_lib.ops.batch_runner merge OUT/runs.tar.gz
 #
 # Environment (all optional):
 #   SCALE=reduced  BUDGET_S=480  WORKERS=4  TABLES=all|table2,table5,...  MODELS=abanet,basnet  MAX_RUNS=
@@ -79,7 +79,7 @@ if [ -n "${MAX_RUNS:-}" ]; then EXTRA+=(--max-runs "$MAX_RUNS"); fi
 if [ -n "${DEVICE:-}" ]; then EXTRA+=(--device "$DEVICE"); fi
 if [ -n "${MODELS:-}" ]; then EXTRA+=(--models "$MODELS"); fi
 status=0
-"$PY" -m abanet_lib.batch_runner run --scale "$SCALE" --tables "$TABLES" --budget-s "$REMAINING" \
+"$PY" -m abanet_lib.ops.batch_runner run --scale "$SCALE" --tables "$TABLES" --budget-s "$REMAINING" \
   --workers "$WORKERS" --out "$OUT" ${EXTRA[@]+"${EXTRA[@]}"} || status=$?
 if [ "$status" -ne 0 ]; then
   echo "batch runner exited with status $status (see $OUT/log.txt and $OUT/summary.json)" >&2

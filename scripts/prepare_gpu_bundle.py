@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from abanet_lib import gpu_bundle  # noqa: E402
+from abanet_lib.ops import gpu_bundle  # noqa: E402
 
 LIMIT_BYTES = 64 * 2**20
 

@@ -11,7 +11,7 @@ import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-from abanet_lib import paths  # noqa: E402
+from abanet_lib.core import paths  # noqa: E402
 
 
 @pytest.fixture(scope="session")

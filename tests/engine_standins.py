@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from abanet_lib.config import RunConfig
+from abanet_lib.core.config import RunConfig
 from abanet_lib.models.base import SegmentationModel
-from abanet_lib.train import TrainingData
+from abanet_lib.engine.train import TrainingData
 
 
 class TinyNet(SegmentationModel):

@@ -17,7 +17,7 @@ def released(load_benchmark):
 
 def test_released_loss_equals_library_official_loss(released):
     """The plain re-implementation is the released loss: equal to HybridLoss(variant='official')."""
-    from abanet_lib.losses import HybridLoss
+    from abanet_lib.engine.losses import HybridLoss
 
     gen = torch.Generator().manual_seed(0)
     logits = [torch.randn(3, 1, 24, 24, generator=gen) * 3 for _ in range(4)]

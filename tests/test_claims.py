@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from abanet_lib import claims as C
-from abanet_lib import experiments as E
-from abanet_lib import paths
-from abanet_lib.config import SCALES, get_scale
+from abanet_lib.paper import claims as C
+from abanet_lib.paper import experiments as E
+from abanet_lib.core import paths
+from abanet_lib.core.config import SCALES, get_scale
 
 COMMITTED_RUNS = paths.PROJECT_ROOT / "results" / "runs"
 

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from abanet_lib import cli
-from abanet_lib.config import RunConfig, get_scale
+from abanet_lib.core.config import RunConfig, get_scale
 
 
 def _help(capsys, *argv) -> str:
@@ -47,13 +47,13 @@ def test_config_from_args_applies_scale_then_overrides():
 
 
 def test_predict_help_comes_from_the_predict_module(capsys):
-    pytest.importorskip("abanet_lib.predict")
+    pytest.importorskip("abanet_lib.app.predict")
     assert "--run" in _help(capsys, "predict")
 
 
 def test_smoke_train_through_cli_then_list_runs(tmp_results, data_mirror, capsys, monkeypatch):
-    from abanet_lib import evaluate as evaluate_mod
-    from abanet_lib.metrics import MetricAccumulator
+    from abanet_lib.engine import evaluate as evaluate_mod
+    from abanet_lib.engine.metrics import MetricAccumulator
 
     # Confusion metrics only: the salient-object metrics are tested in test_metrics and cost
     # most of this test's time at native size.
@@ -112,7 +112,7 @@ def test_reproduce_runs_in_order_and_names_failing_notebook_and_cell(tmp_path, c
     printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert "scale is smoke" in printed
 
-    from abanet_lib.reproduce import find_notebooks
+    from abanet_lib.paper.reproduce import find_notebooks
 
     assert [p.name for p in find_notebooks(nbs, start_from="2")] == ["02_fails.ipynb", "03_never.ipynb"]
     assert [p.name for p in find_notebooks(nbs, only=["03"])] == ["03_never.ipynb"]

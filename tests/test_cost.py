@@ -1,12 +1,13 @@
-"""Measured and estimated cost of an experiment list (abanet_lib.cost)."""
+"""Measured and estimated cost of an experiment list (abanet_lib.paper.cost)."""
 from __future__ import annotations
 
 import json
 
 import pandas as pd
 
-from abanet_lib import batch_runner, cost, experiments
-from abanet_lib.config import get_scale
+from abanet_lib.ops import batch_runner
+from abanet_lib.paper import cost, experiments
+from abanet_lib.core.config import get_scale
 
 
 def _fake_run(root, cfg, device: str, epoch_seconds: list[float], eval_seconds: float = 2.0) -> None:
@@ -70,9 +71,12 @@ def test_cost_report_is_written(tmp_path):
     scale = get_scale("smoke")
     frame = pd.DataFrame({"run_id": ["x", "y"], "model": ["abanet", "grabcut"], "tables": ["table5", "table4"],
                           "fold": [0, 0], "status": ["done (cpu)", "missing"], "cpu_seconds": [3600.0, 1.0],
-                          "typical_seconds": [1800.0, 1.0], "basis": ["measured", "same config"]})
+                          "typical_seconds": [1800.0, 1.0], "basis": ["measured", "same config"],
+                          "machine": ["Recorded CPU, 2 cores, torch 2.0", ""]})
     out = cost.write_cost_report(scale, folder=tmp_path, frame=frame)
     text = out.read_text()
+    # the machine is the measured runs' recorded one, not the machine that renders the report
+    assert "Machine of the measured runs: Recorded CPU, 2 cores, torch 2.0." in text
     assert "1 of 2 runs done" in text and "| abanet | 1 | 1 | 60.0 | 1.00 | 0.50 | measured |" in text
     assert "about 0.5 CPU-hours at typical cost (1.0 h as measured" in text
     assert (tmp_path / "cost_smoke.csv").is_file()

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from abanet_lib.config import RunConfig
-from abanet_lib.distributed import rank_share
+from abanet_lib.core.config import RunConfig
+from abanet_lib.engine.distributed import rank_share
 
 #: fp32, no augmentation, fixed seed: DDP averages per-process gradients, which only changes the
 #: floating-point summation order. SGD keeps that rounding at float32 level (measured ~1e-7);
@@ -34,7 +34,7 @@ def _tiny_model():
 
 def _data():
     from abanet_lib.data.torch_data import PreparedArrays, SegmentationDataset
-    from abanet_lib.train import TrainingData
+    from abanet_lib.engine.train import TrainingData
 
     rng = np.random.default_rng(0)
     n = 14
@@ -60,7 +60,7 @@ def _worker(rank: int, world_size: int, port: int, cache: str, out: str) -> None
     torch.set_num_threads(1)
     import torch.distributed as dist
 
-    from abanet_lib.distributed import train_distributed
+    from abanet_lib.engine.distributed import train_distributed
 
     result = train_distributed(_cfg(), os.path.join(cache, "run"), model=_tiny_model(), data=_data(),
                                backend="gloo", progress=False, resume=False)
@@ -90,7 +90,7 @@ def test_two_process_gloo_matches_one_process(tmp_path, monkeypatch):
     assert ddp["extra"] == {"world_size": 2, "backend": "gloo"}
 
     # The reference: the engine's own 1-process loop, same config, weights and data.
-    from abanet_lib.train import train
+    from abanet_lib.engine.train import train
 
     monkeypatch.setenv("ABANET_CACHE", str(tmp_path / "cache_one"))
     torch.set_num_threads(1)

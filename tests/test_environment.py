@@ -67,7 +67,7 @@ def test_notebook_is_clean_and_parameterised(path):
 
 def test_readme_scale_table_matches_the_scale_presets():
     """The README's scale table states each preset's image size and epochs as configured."""
-    from abanet_lib.config import SCALES
+    from abanet_lib.core.config import SCALES
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines()
@@ -81,7 +81,7 @@ def test_readme_scale_table_matches_the_scale_presets():
 
 def test_readme_states_the_size_of_the_reduced_list(monkeypatch):
     """The README's budget section names as many runs as the reduced experiment list has."""
-    from abanet_lib import experiments as E
+    from abanet_lib.paper import experiments as E
 
     monkeypatch.setattr(E, "model_status", lambda name, kwargs=(): None)  # count rows, build nothing
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()

@@ -5,8 +5,8 @@ import dataclasses
 
 import pytest
 
-from abanet_lib import experiments as E
-from abanet_lib.config import RunConfig, get_scale
+from abanet_lib.paper import experiments as E
+from abanet_lib.core.config import RunConfig, get_scale
 
 
 @pytest.fixture()
@@ -20,7 +20,7 @@ def rows(table, scale="reduced", **kw):
 
 
 def test_table2_has_every_paper_row_with_the_papers_encoders():
-    from abanet_lib.paper_numbers import TABLE2
+    from abanet_lib.paper.paper_numbers import TABLE2
 
     t2 = rows("table2")
     assert list(t2) == list(TABLE2.index)
@@ -237,7 +237,7 @@ def test_later_config_fields_keep_the_committed_run_ids():
 
 
 def test_synthetic_runs_train_on_matched_image_counts(data_mirror):
-    from abanet_lib.train import build_split
+    from abanet_lib.engine.train import build_split
 
     reduced = get_scale("reduced")
     matched = E.MATCHED_TRAIN_IMAGES["mfsd-sample"]

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from abanet_lib import export
-from abanet_lib.config import RunConfig
+from abanet_lib.app import export
+from abanet_lib.core.config import RunConfig
 
 ONNX_TOL = 1e-4  # max abs difference of probabilities, onnxruntime vs PyTorch fp32
 
 
 def _real_batch(size: int) -> torch.Tensor:
     """One real MFSD crop when the mirror is there, else a synthetic face, normalised (1,3,S,S)."""
-    from abanet_lib import paths
-    from abanet_lib.predict import Segmenter
+    from abanet_lib.core import paths
+    from abanet_lib.app.predict import Segmenter
 
     mirror = paths.data_mirror()
     crops = sorted((mirror / "mfsd-sample" / "image").glob("*.jpg"))[:1] if mirror else []

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from abanet_lib import batch_runner, gpu_bundle, paths
-from abanet_lib.config import RunConfig, get_scale
+from abanet_lib.ops import batch_runner, gpu_bundle
+from abanet_lib.core import paths
+from abanet_lib.core.config import RunConfig, get_scale
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS_DIR = Path(__file__).resolve().parent
@@ -126,7 +127,7 @@ def test_batch_runner_cli_runs_packs_and_merges(tmp_path, monkeypatch):
     fail_size = [s for s in sizes if s != smoke.image_size][0]
     out = tmp_path / "out"
     env = _runner_env(tmp_path, **{FAIL_SIZE_ENV: str(fail_size)})
-    cmd = [sys.executable, "-m", "abanet_lib.batch_runner", "--scale", "smoke",
+    cmd = [sys.executable, "-m", "abanet_lib.ops.batch_runner", "--scale", "smoke",
            "--tables", "table5,table7", "--rows", "all", "--workers", "2", "--budget-s", "50",
            "--out", str(out),
            "--runner", "test_gpu_script:fake_run_or_load", "--no-prepare", "--threads", "1"]
@@ -166,7 +167,7 @@ def test_batch_runner_cli_runs_packs_and_merges(tmp_path, monkeypatch):
     (other / first / "metrics.json").write_text('{"local": 1}')
     second = sorted(done)[-1]
     (other / second / "metrics.json").unlink()
-    again = subprocess.run([sys.executable, "-m", "abanet_lib.batch_runner", "merge",
+    again = subprocess.run([sys.executable, "-m", "abanet_lib.ops.batch_runner", "merge",
                             str(out / "runs.tar.gz"), "--runs-dir", str(other)],
                            env=env, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
@@ -211,7 +212,7 @@ def test_sigterm_to_the_runner_stops_its_workers(tmp_path):
     import signal
 
     work = tmp_path / "work"
-    cmd = [sys.executable, "-m", "abanet_lib.batch_runner", "--scale", "smoke", "--tables", "table5",
+    cmd = [sys.executable, "-m", "abanet_lib.ops.batch_runner", "--scale", "smoke", "--tables", "table5",
            "--max-runs", "1", "--budget-s", "300", "--out", str(tmp_path / "out"), "--work-dir", str(work),
            "--runner", "test_gpu_script:slow_run", "--no-prepare", "--threads", "1"]
     proc = subprocess.Popen(cmd, env=_runner_env(tmp_path), cwd=tmp_path,
@@ -329,7 +330,7 @@ def test_gpu_run_script_is_valid_bash_and_calls_the_runner():
     assert check.returncode == 0, check.stderr
     text = script.read_text()
     assert "set -euo pipefail" in text
-    assert "-m abanet_lib.batch_runner run" in text
+    assert "-m abanet_lib.ops.batch_runner run" in text
     assert "--target /tmp/site .whl/*.whl" in text and "--no-index" in text
     assert "ABANET_DATA=$ROOT/.gpu_bundle/data" in text and "ABANET_CACHE" in text
     assert '--out "$OUT"' in text and "BUDGET_S:-480" in text
@@ -342,7 +343,7 @@ def test_gpu_run_script_is_valid_bash_and_calls_the_runner():
 def test_batch_runner_real_smoke_runs(tmp_path, data_mirror):
     out = tmp_path / "out"
     env = _runner_env(tmp_path, ABANET_DATA_MIRROR=str(data_mirror), ABANET_DATA=str(tmp_path / "data"))
-    proc = subprocess.run([sys.executable, "-m", "abanet_lib.batch_runner", "--scale", "smoke",
+    proc = subprocess.run([sys.executable, "-m", "abanet_lib.ops.batch_runner", "--scale", "smoke",
                            "--tables", "table5", "--workers", "2", "--budget-s", "900", "--out", str(out),
                            "--max-runs", "2"], env=env, capture_output=True, text=True, timeout=1000)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -19,9 +19,9 @@ from PIL import Image
 from torch import nn
 
 from abanet_lib import cli
-from abanet_lib.config import RunConfig, get_scale
+from abanet_lib.core.config import RunConfig, get_scale
 from abanet_lib.data import DataError, list_folder_pairs, list_samples, read_image
-from abanet_lib.train import NonFiniteLossError, checkpoint_dir, train
+from abanet_lib.engine.train import NonFiniteLossError, checkpoint_dir, train
 from engine_standins import NaNAfter, TinyNet, bce, blob_data, tiny_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -51,8 +51,8 @@ def _smoke_cfg(**changes) -> RunConfig:
 
 def _fake_record(cfg: RunConfig, *, weights: bool = False, train_seconds: float = 12.4) -> Path:
     """A finished run record as registry writes it, without training (weights optional)."""
-    from abanet_lib import registry
-    from abanet_lib.train import build_model, seed_everything
+    from abanet_lib.engine import registry
+    from abanet_lib.engine.train import build_model, seed_everything
 
     folder = registry.run_dir(cfg)
     folder.mkdir(parents=True)
@@ -91,7 +91,7 @@ class BrightBoxDetector:
     name = "bright-box"
 
     def detect(self, image):
-        from abanet_lib import faces as facelib
+        from abanet_lib.app import faces as facelib
 
         box = facelib.mask_bbox(image.mean(axis=2) > 200)
         return [box] if box is not None else []
@@ -99,7 +99,7 @@ class BrightBoxDetector:
 
 @pytest.fixture()
 def segmenter():
-    from abanet_lib import predict
+    from abanet_lib.app import predict
 
     return predict.Segmenter(BrightnessModel(), image_size=32, label="stand-in", trained=True)
 
@@ -112,7 +112,7 @@ def _records(out):
 
 
 def test_predict_into_an_existing_out_keeps_every_record(tmp_path, segmenter):
-    from abanet_lib import predict
+    from abanet_lib.app import predict
 
     a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "out"
     a.mkdir(), b.mkdir()
@@ -144,7 +144,7 @@ def test_predict_into_an_existing_out_keeps_every_record(tmp_path, segmenter):
 
 
 def test_predict_refuses_an_unreadable_predictions_file(tmp_path, segmenter, capsys):
-    from abanet_lib import predict
+    from abanet_lib.app import predict
 
     out = tmp_path / "out"
     out.mkdir()
@@ -160,7 +160,7 @@ def test_predict_refuses_an_unreadable_predictions_file(tmp_path, segmenter, cap
 # Silent wrong results
 # ---------------------------------------------------------------------------------------
 def test_exif_orientation_one_decoding_path_for_training_and_predict(tmp_path):
-    from abanet_lib import predict
+    from abanet_lib.app import predict
 
     upright = np.full((48, 48, 3), 30, np.uint8)
     upright[:24, :24] = 240  # bright top-left quadrant
@@ -347,7 +347,7 @@ def test_infinite_lr_refused_and_a_non_finite_checkpoint_is_not_resumed(tmp_resu
 # Tracebacks: one line for deliberate errors, the traceback for bugs
 # ---------------------------------------------------------------------------------------
 def test_main_one_line_for_deliberate_errors_traceback_for_bugs(tmp_results, capsys, monkeypatch):
-    from abanet_lib.registry import RunBusyError
+    from abanet_lib.engine.registry import RunBusyError
 
     def raising(err):
         def command(args):
@@ -415,7 +415,7 @@ def test_damaged_records_are_named_and_the_others_listed(tmp_results, capsys):
 
 
 def test_failed_model_construction_leaves_no_run_folder(tmp_results, data_mirror, capsys):
-    from abanet_lib import registry
+    from abanet_lib.engine import registry
 
     argv = ["train", "--scale", "smoke", "--model", "unet_plain", "--device", "cpu", "--no-progress"]
     code, _, err = _main(capsys, argv + ["--model-kwargs", '{"base_channels": 0}'])
@@ -503,7 +503,8 @@ def _options(parser: argparse.ArgumentParser, command: str) -> list[str]:
 
 
 def test_every_cli_option_out_of_range_is_one_line_naming_it(tmp_results, capsys, monkeypatch):
-    from abanet_lib import registry, reproduce
+    from abanet_lib.engine import registry
+    from abanet_lib.paper import reproduce
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("reached the work with a bad option")
@@ -534,10 +535,10 @@ def test_every_cli_option_out_of_range_is_one_line_naming_it(tmp_results, capsys
 
 
 def test_cli_choices_equal_the_library_lists():
-    from abanet_lib import losses
+    from abanet_lib.engine import losses
     from abanet_lib.data.loaders import LISTERS
-    from abanet_lib.devices import PRECISIONS
-    from abanet_lib.train import OPTIMIZERS, SCHEDULES
+    from abanet_lib.core.devices import PRECISIONS
+    from abanet_lib.engine.train import OPTIMIZERS, SCHEDULES
 
     assert cli.LOSS_COMPONENTS == losses.COMPONENTS and cli.LOSS_VARIANTS == losses.VARIANTS
     assert cli.OPTIMIZERS == OPTIMIZERS and cli.SCHEDULES == SCHEDULES
@@ -552,7 +553,7 @@ def test_cli_choices_equal_the_library_lists():
 # Issue 10, item 5: say what you loaded
 # ---------------------------------------------------------------------------------------
 def test_train_on_a_finished_record_says_what_it_loaded(tmp_results, capsys, monkeypatch):
-    from abanet_lib import registry
+    from abanet_lib.engine import registry
 
     cfg = _smoke_cfg(max_train_images=8, seed=3)
     _fake_record(cfg)
@@ -599,6 +600,6 @@ def test_predict_with_smoke_weights_warns_and_says_so_in_every_record(tmp_result
                                 str(tmp_results / "out2"), "--detector", "haar:frontalface_default"])
     record = _records(tmp_results / "out2")[0]
     assert code == 0 and record["trained"] is False and "random weights" in record["warning"]
-    from abanet_lib import predict
+    from abanet_lib.app import predict
 
     assert predict.weights_warning("abanet-1", True, "reduced") is None

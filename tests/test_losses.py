@@ -6,8 +6,8 @@ import pytest
 import torch
 from scipy.ndimage import correlate
 
-from abanet_lib import losses as L
-from abanet_lib.config import RunConfig
+from abanet_lib.engine import losses as L
+from abanet_lib.core.config import RunConfig
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # see conftest.py

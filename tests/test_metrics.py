@@ -9,7 +9,7 @@ import torch
 from scipy.ndimage import distance_transform_edt, gaussian_filter
 from sklearn.metrics import accuracy_score, f1_score, jaccard_score, precision_score, recall_score
 
-from abanet_lib import metrics as M
+from abanet_lib.engine import metrics as M
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -167,14 +167,14 @@ def test_pretrained_offline_fails_clearly_torchvision(monkeypatch):
 
 # --- catalog (notebook 02's tables) ----------------------------------------------------
 def test_count_flops_matches_hand_count():
-    from abanet_lib.models.catalog import count_flops
+    from abanet_lib.paper.model_catalog import count_flops
 
     conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
     assert count_flops(conv, 8) == 2 * (3 * 9) * 8 * 8 * 8   # 2 x MACs
 
 
 def test_decoder_table_of_the_paper_variant():
-    from abanet_lib.models.catalog import decoder_table
+    from abanet_lib.paper.model_catalog import decoder_table
 
     table = decoder_table("abanet", 256)                     # meta device: shapes only
     assert table["decoder_stage"].tolist() == ["6d", "5d", "4d", "3d", "2d", "1d"]
@@ -187,7 +187,7 @@ def test_decoder_table_of_the_paper_variant():
 
 
 def test_model_table_values():
-    from abanet_lib.models.catalog import model_table
+    from abanet_lib.paper.model_catalog import model_table
 
     table = model_table(["unet_plain", "grabcut"], image_size=64, flops=False).set_index("model")
     assert table.loc["unet_plain", "params_M"] == pytest.approx(31.037633)

@@ -118,7 +118,7 @@ def _executed_example(tmp_path: Path, start: str, seconds: float) -> dict:
 
 
 def test_published_copies_are_scrubbed_and_byte_identical(tmp_path):
-    from abanet_lib.reproduce import publish_notebook
+    from abanet_lib.paper.reproduce import publish_notebook
 
     a, b = tmp_path / "a.ipynb", tmp_path / "b.ipynb"
     a.write_text(json.dumps(_executed_example(tmp_path, "2026-01-01T00:00:00", 1.5)))
@@ -135,7 +135,7 @@ def test_published_copies_are_scrubbed_and_byte_identical(tmp_path):
 
 
 def test_publishing_refuses_files_over_the_limit(tmp_path):
-    from abanet_lib.reproduce import publish_notebook
+    from abanet_lib.paper.reproduce import publish_notebook
 
     nb = _executed_example(tmp_path, "t", 1.0)
     nb["cells"][0]["outputs"].append({"output_type": "display_data", "metadata": {},
@@ -152,7 +152,7 @@ def test_published_images_are_compacted_deterministically():
 
     from PIL import Image
 
-    from abanet_lib.reproduce import PUBLISHED_IMAGE_WIDTH, compact_png
+    from abanet_lib.paper.reproduce import PUBLISHED_IMAGE_WIDTH, compact_png
 
     rng = np.random.default_rng(0)
     buffer = io.BytesIO()
@@ -175,7 +175,7 @@ def _fake_maps(size: int = 16) -> dict:
 
 
 def test_viewer_mode_follows_the_environment(monkeypatch):
-    from abanet_lib import widgets
+    from abanet_lib.notebook import widgets
 
     monkeypatch.setenv(widgets.MODE_ENV, "static")
     assert widgets.interactive() is False
@@ -187,7 +187,7 @@ def test_side_output_viewer_degrades_to_a_figure(monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
-    from abanet_lib import widgets
+    from abanet_lib.notebook import widgets
 
     monkeypatch.setenv(widgets.MODE_ENV, "static")
     fig = widgets.side_output_viewer(_fake_maps())

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from abanet_lib import faces as facelib
-from abanet_lib import predict
+from abanet_lib.app import faces as facelib
+from abanet_lib.app import predict
 
 
 class BrightnessModel(nn.Module):
@@ -148,10 +148,10 @@ def test_haar_detector_finds_a_real_masked_face(data_mirror):
 
 def test_cli_main_with_saved_folder(tmp_path, monkeypatch):
     """`predict.main` end to end with a save_pretrained folder and the whole-image fallback."""
-    from abanet_lib.config import RunConfig
-    from abanet_lib.export import save_pretrained
+    from abanet_lib.core.config import RunConfig
+    from abanet_lib.app.export import save_pretrained
 
-    monkeypatch.setattr("abanet_lib.export.build_model", lambda name, kw: BrightnessModel())
+    monkeypatch.setattr("abanet_lib.app.export.build_model", lambda name, kw: BrightnessModel())
     save_pretrained(BrightnessModel(), RunConfig(model="stand-in", image_size=32), tmp_path / "model")
     Image.fromarray(np.full((40, 40, 3), 250, np.uint8)).save(tmp_path / "white.png")
     code = predict.main([str(tmp_path / "white.png"), "--run", str(tmp_path / "model"), "--out",

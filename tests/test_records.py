@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from abanet_lib import artifacts, paths, plots, registry
-from abanet_lib.config import get_scale
-from abanet_lib.experiments import experiments
-from abanet_lib.tables import TABLE_ORDER, build_table
+from abanet_lib.paper import artifacts, plots
+from abanet_lib.core import paths
+from abanet_lib.engine import registry
+from abanet_lib.core.config import get_scale
+from abanet_lib.paper.experiments import experiments
+from abanet_lib.paper.tables import TABLE_ORDER, build_table
 from engine_standins import TinyNet, bce, blob_data, tiny_config, FakeRef, SimpleAccumulator
 
 ROOT = paths.PROJECT_ROOT
@@ -91,7 +93,7 @@ def test_save_fig_names_every_figure_by_its_scale_and_keeps_smoke_out_of_results
 
 
 def test_recorded_columns_come_from_the_records_and_empty_cells_say_why(tmp_results):
-    from abanet_lib.tables import recorded_cross_domain, recorded_fps
+    from abanet_lib.paper.tables import recorded_cross_domain, recorded_fps
 
     run = _train_tiny(tiny_config(epochs=1))
     fps = recorded_fps([run])[run.run_id]["fps"]
@@ -187,7 +189,7 @@ def test_sigkill_of_a_forced_retrain_of_a_real_run_leaves_the_committed_record_u
     assert _digest(results / "runs" / cfg.run_id) == before
     env = dict(os.environ, ABANET_RESULTS=str(results), ABANET_CACHE=str(tmp_path / "cache"),
                ABANET_DATA_MIRROR=str(data_mirror))
-    code = ("import json,sys; from abanet_lib import registry; from abanet_lib.config import RunConfig; "
+    code = ("import json,sys; from abanet_lib.engine import registry; from abanet_lib.core.config import RunConfig; "
             f"cfg = RunConfig.from_dict(json.load(open({str(results / 'runs' / cfg.run_id / 'config.json')!r}))); "
             "print('started', flush=True); registry.run_or_load(cfg, force=True)")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT,
@@ -279,7 +281,7 @@ def test_a_broken_record_is_reported_and_the_others_still_render(tmp_results, ca
 def test_results_readme_claims_and_cost_regenerate_byte_for_byte(committed_records, tmp_path):
     import shutil
 
-    from abanet_lib.tables import write_results_readme
+    from abanet_lib.paper.tables import write_results_readme
 
     out, project = tmp_path / "results", tmp_path / "project"
     shutil.copytree(ROOT / "results" / "tables", out / "tables")

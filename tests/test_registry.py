@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from abanet_lib import registry
-from abanet_lib.evaluate import evaluate, measure_fps
+from abanet_lib.engine import registry
+from abanet_lib.engine.evaluate import evaluate, measure_fps
 from engine_standins import (AllOnesNet, FakeRef, OracleNet, SimpleAccumulator, TinyNet, bce, blob_data,
                              tiny_config)
 
@@ -46,7 +46,7 @@ def test_evaluate_all_ones_gives_mask_coverage(tmp_path):
 
 
 def test_evaluate_with_real_metric_accumulator():
-    pytest.importorskip("abanet_lib.metrics")
+    pytest.importorskip("abanet_lib.engine.metrics")
     per_image, summary = evaluate(OracleNet(), REFS, 16, "cpu", "fp32")
     assert per_image["iou"].tolist() == pytest.approx([1.0] * 4)
     assert summary["iou"] == pytest.approx(1.0) and summary["f1"] == pytest.approx(1.0)
@@ -181,7 +181,7 @@ def test_binary_predictions_kept_in_every_record(tmp_results):
     run = _run(tiny_config(epochs=1))
     files = sorted((run.path / registry.PREDICTIONS_DIR).glob("*.png"))
     assert len(files) == run.metrics["n_test"]
-    from abanet_lib.figures import saved_predictions
+    from abanet_lib.paper.figures import saved_predictions
 
     names = list(run.per_image["name"])
     maps = saved_predictions(run, names)
@@ -231,7 +231,7 @@ def test_resume_state_kept_when_asked(tmp_results, monkeypatch):
 
 
 def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch):
-    from abanet_lib import train as train_mod
+    from abanet_lib.engine import train as train_mod
 
     def fill_disk(tmp):
         tmp.write_bytes(b"partial")

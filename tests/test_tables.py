@@ -13,10 +13,10 @@ import pytest
 
 matplotlib.use("Agg")
 
-from abanet_lib import experiments as E  # noqa: E402
-from abanet_lib import paper_numbers as P  # noqa: E402
-from abanet_lib import tables as T  # noqa: E402
-from abanet_lib.figures import (alpha_sweep_plot, ablation_bars, error_overlay, hardest_crops,  # noqa: E402
+from abanet_lib.paper import experiments as E  # noqa: E402
+from abanet_lib.paper import paper_numbers as P  # noqa: E402
+from abanet_lib.paper import tables as T  # noqa: E402
+from abanet_lib.paper.figures import (alpha_sweep_plot, ablation_bars, error_overlay, hardest_crops,  # noqa: E402
                                 qualitative_grid)
 
 PROV = {"git_commit": "abc1234567890", "git_dirty": False,
@@ -262,8 +262,8 @@ def _recorded(run, tmp_path, **files):
 
 
 def test_cross_domain_scores_come_from_the_record_only(tmp_path, monkeypatch):
-    import abanet_lib.evaluate as ev
-    from abanet_lib import artifacts
+    import abanet_lib.engine.evaluate as ev
+    from abanet_lib.paper import artifacts
 
     monkeypatch.setattr(ev, "evaluate", lambda *a, **k: pytest.fail("a table evaluated a model"))
     smoke = E.notebook_scale("smoke")
@@ -278,8 +278,8 @@ def test_cross_domain_scores_come_from_the_record_only(tmp_path, monkeypatch):
 
 
 def test_fps_comes_from_each_record_and_a_missing_one_says_why(tmp_path, monkeypatch):
-    import abanet_lib.evaluate as ev
-    from abanet_lib import artifacts
+    import abanet_lib.engine.evaluate as ev
+    from abanet_lib.paper import artifacts
 
     monkeypatch.setattr(ev, "measure_fps", lambda *a, **k: pytest.fail("a table measured speed live"))
     smoke = E.notebook_scale("smoke")
@@ -294,7 +294,7 @@ def test_fps_comes_from_each_record_and_a_missing_one_says_why(tmp_path, monkeyp
 
 
 def test_results_readme_quotes_the_cost_report(tmp_path, monkeypatch):
-    from abanet_lib import cost
+    from abanet_lib.paper import cost
 
     tables = tmp_path / "results" / "tables"
     tables.mkdir(parents=True)

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
-from abanet_lib import devices, train as train_mod
-from abanet_lib.train import NonFiniteLossError, build_optimizer, build_scheduler, checkpoint_dir, train
+from abanet_lib.core import devices
+from abanet_lib.engine import train as train_mod
+from abanet_lib.engine.train import NonFiniteLossError, build_optimizer, build_scheduler, checkpoint_dir, train
 from engine_standins import NaNAfter, TinyNet, bce, blob_data, tiny_config
 
 

@@ -1,7 +1,7 @@
 """Data-set statistics (DataFrames) and figures for notebook 01.
 
 Statistics functions return pandas DataFrames; plotting functions return matplotlib Figures
-(the notebook saves them with :func:`abanet_lib.plots.save_fig`). The paper's Figure 4 shows
+(the notebook saves them with :func:`abanet_lib.paper.plots.save_fig`). The paper's Figure 4 shows
 annotated mask *types* (cloth, surgical, N95...); no such labels are available here, so
 :func:`mask_colour_clusters` clusters the median colour of each mask region as a proxy and the
 figure says so.

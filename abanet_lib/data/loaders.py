@@ -204,7 +204,7 @@ class FaceBox:
     """One face box in pixel coordinates of the full photo (``x2``, ``y2`` exclusive).
 
     Shared by the data layer (MFSD's ``dataset.csv``) and the whole-photo pipeline
-    (:mod:`abanet_lib.faces`: detectors, crop geometry).
+    (:mod:`abanet_lib.app.faces`: detectors, crop geometry).
 
     Attributes:
         x1, y1, x2, y2: corners, integers.

@@ -26,7 +26,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from abanet_lib import paths
+from abanet_lib.core import paths
 
 from .loaders import MFSD_LAYOUT
 from .samples import DataError
@@ -155,7 +155,7 @@ def verify_dataset(name: str, root: Path, use_stamp: bool = True) -> None:
     """Check a local copy of data set ``name`` against its pinned checksums.
 
     A *derived* copy (for example the downsized copy carried to a GPU machine, see
-    :mod:`abanet_lib.gpu_bundle`) has a ``DERIVED.json`` naming the pinned checksum list it was
+    :mod:`abanet_lib.ops.gpu_bundle`) has a ``DERIVED.json`` naming the pinned checksum list it was
     made from; its files are then checked against its own ``SHA256SUMS``.
 
     Raises:

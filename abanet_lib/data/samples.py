@@ -1,7 +1,7 @@
 """The sample types, image/mask decoding with validation, and identity parsing.
 
 Decoding rules (documented once, applied everywhere: :meth:`SampleRef.load` for training and
-evaluation, :func:`abanet_lib.predict.load_photo` for whole photos, both through
+evaluation, :func:`abanet_lib.app.predict.load_photo` for whole photos, both through
 :func:`decode_image`):
 
 Every file is first turned upright by its EXIF orientation tag (as photo viewers show it), so

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from abanet_lib import paths
+from abanet_lib.core import paths
 
 from .samples import DataError, LoadReport, SampleRef, check_on_error
 from .transforms import augment_pair, normalize, resize_pair

@@ -1,11 +1,11 @@
 """Which runs reproduce which table: the experiment lists of the paper's Tables 2-9.
 
-Every experiment is a list of :class:`~abanet_lib.config.RunConfig` built from
+Every experiment is a list of :class:`~abanet_lib.core.config.RunConfig` built from
 ``scale.base_config()``; a run shared by several tables (the full ABANet row of Tables 2 and
 5-9, Table 4's first trial, ...) is the *same* config, hence the same run id, hence trained
-once by :func:`abanet_lib.registry.run_or_load`.
+once by :func:`abanet_lib.engine.registry.run_or_load`.
 
-Choices made here (also written into the table captions by :mod:`abanet_lib.tables`):
+Choices made here (also written into the table captions by :mod:`abanet_lib.paper.tables`):
 
 * Main rows (ABANet, EU-Net, DAD, EINet in Tables 2-3) run on ``scale.folds``; BASNet
   (11 CPU-min a run), the 16 smp architecture/encoder rows of Tables 2-3 and notebook 13's
@@ -37,7 +37,7 @@ import functools
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
-from abanet_lib.config import RunConfig, Scale, get_scale
+from abanet_lib.core.config import RunConfig, Scale, get_scale
 
 #: Tables and figures this module knows, in the order the notebooks use them.
 TABLES = ("table2", "table3", "table4", "table5", "table6", "table7", "table8", "table9",
@@ -96,7 +96,7 @@ class ExperimentRow:
     Attributes:
         table: table name (``"table2"`` ...).
         label: row label; equals the index of the paper's table in
-            :mod:`abanet_lib.paper_numbers` where the paper has the row.
+            :mod:`abanet_lib.paper.paper_numbers` where the paper has the row.
         configs: the runs whose metrics are averaged into this row (folds/seeds/trials).
         paper_row: label of the paper's row this row is compared with (``None``: no paper value).
         paper_table: which paper table holds that row (defaults to ``table``).
@@ -239,7 +239,7 @@ def _row_specs(table: str, scale: Scale):
     if table == "table2":
         return [(label, make, note, label, "table2", per) for label, make, note, per in _table2_specs()]
     if table == "table3":
-        from abanet_lib.paper_numbers import TABLE3
+        from abanet_lib.paper.paper_numbers import TABLE3
 
         wanted = set(TABLE3.index)
         return [(label, make, note, label, "table3", per)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from abanet_lib.config import RunConfig
+from abanet_lib.core.config import RunConfig
 from abanet_lib.models.base import main_output
 
 FORMAT_VERSION = 1
@@ -239,5 +239,5 @@ def _model_card(config: dict) -> str:
             f"- output: {config['output']}\n"
             f"- run id: `{config['run_id']}`; scale `{run.get('scale')}`, trained on "
             f"{run.get('train_datasets')} for {run.get('epochs')} epochs\n\n"
-            f"```python\nfrom abanet_lib.export import from_pretrained\n"
+            f"```python\nfrom abanet_lib.app.export import from_pretrained\n"
             f"model, cfg = from_pretrained('path/to/this/folder')\n```\n")

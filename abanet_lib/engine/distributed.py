@@ -1,8 +1,8 @@
 """Multi-process training with DistributedDataParallel (torchrun), same RunConfig and registry.
 
-    torchrun --nproc_per_node 2 -m abanet_lib.distributed --scale smoke [--model NAME] [--set key=value ...]
+    torchrun --nproc_per_node 2 -m abanet_lib.engine.distributed --scale smoke [--model NAME] [--set key=value ...]
 
-Design: the engine's :func:`abanet_lib.train.train` has no sampler/model-wrapper hooks, so
+Design: the engine's :func:`abanet_lib.engine.train.train` has no sampler/model-wrapper hooks, so
 this module runs its own epoch loop but reuses the engine's pieces (``build_model``,
 ``build_criterion``, ``build_training_data``, ``build_optimizer``, ``build_scheduler``,
 ``validate``, precision/devices) and writes the engine's checkpoint format:
@@ -38,8 +38,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from abanet_lib.config import RunConfig
-from abanet_lib.train import (LoopState, NonFiniteLossError, TrainingData, TrainResult, _rng_state,
+from abanet_lib.core.config import RunConfig
+from abanet_lib.engine.train import (LoopState, NonFiniteLossError, TrainingData, TrainResult, _rng_state,
                               build_criterion, build_model, build_optimizer, build_scheduler,
                               build_training_data, build_val_loader, checkpoint_paths,
                               epoch_row, finish_training, guard_finite_epoch, load_last_checkpoint,
@@ -123,7 +123,7 @@ def train_distributed(
     Args:
         cfg: the run; ``cfg.batch_size`` is the global batch (split over processes).
         run_dir: receives ``history.csv`` (rank 0).
-        model, criterion, data: injected pieces, as for :func:`abanet_lib.train.train`.
+        model, criterion, data: injected pieces, as for :func:`abanet_lib.engine.train.train`.
         backend: ``"gloo"`` (CPU) or ``"nccl"`` (CUDA); default by device.
         sync_bn: convert BatchNorm to SyncBatchNorm on CUDA (ignored on CPU, see module doc).
         find_unused_parameters: for models with parameters outside the loss graph (default:
@@ -132,10 +132,10 @@ def train_distributed(
         progress: one line per epoch on rank 0.
 
     Returns:
-        :class:`~abanet_lib.train.TrainResult` on every rank (the unwrapped model with the best
+        :class:`~abanet_lib.engine.train.TrainResult` on every rank (the unwrapped model with the best
         epoch's weights, eval mode); ``extra`` has ``world_size`` and ``backend``.
     """
-    from abanet_lib.devices import configure_backends, resolve_precision, to_memory_format
+    from abanet_lib.core.devices import configure_backends, resolve_precision, to_memory_format
 
     start = time.perf_counter()
     if cfg.device == "cpu" and backend is None:
@@ -236,14 +236,14 @@ def train_distributed(
 def run_or_load_distributed(cfg: RunConfig, force: bool = False, progress: bool = True, **kwargs):
     """DDP-train ``cfg`` if its run is missing, then let rank 0 finish it through the registry.
 
-    Rank 0 calls :func:`abanet_lib.registry.run_or_load`, which resumes from the final
+    Rank 0 calls :func:`abanet_lib.engine.registry.run_or_load`, which resumes from the final
     checkpoint (no epochs left), evaluates the test split and writes the run folder; the
     ``distributed`` entry (world size, backend) is then added to ``metrics.json``.
 
     Returns:
-        The :class:`~abanet_lib.registry.Run` on rank 0, ``None`` on other ranks.
+        The :class:`~abanet_lib.engine.registry.Run` on rank 0, ``None`` on other ranks.
     """
-    from abanet_lib import registry
+    from abanet_lib.engine import registry
 
     rank, world_size, _ = init_process_group(kwargs.get("backend"))
     if force or not registry.is_complete(cfg):
@@ -271,10 +271,10 @@ def _parse_value(text: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``torchrun --nproc_per_node N -m abanet_lib.distributed --scale smoke [--model M] [--set k=v]``."""
-    from abanet_lib.config import get_scale
+    """``torchrun --nproc_per_node N -m abanet_lib.engine.distributed --scale smoke [--model M] [--set k=v]``."""
+    from abanet_lib.core.config import get_scale
 
-    parser = argparse.ArgumentParser(prog="torchrun ... -m abanet_lib.distributed",
+    parser = argparse.ArgumentParser(prog="torchrun ... -m abanet_lib.engine.distributed",
                                      description="train one RunConfig with DistributedDataParallel")
     parser.add_argument("--scale", default=None, help="smoke, reduced or paper (default: ABANET_SCALE)")
     parser.add_argument("--model", default=None, help="factory name (default: the scale's abanet)")

@@ -12,7 +12,7 @@ Command line (wired by ``abanet_lib.cli`` as the ``predict`` subcommand)::
     python -m abanet_lib predict photos/ img.jpg "more/*.png" --run RUN --out DIR
 
 ``--run`` takes a run id of ``results/runs`` (weights from the registry), a folder written
-by :func:`abanet_lib.export.save_pretrained`, or ``untrained:<model name>`` (random weights,
+by :func:`abanet_lib.app.export.save_pretrained`, or ``untrained:<model name>`` (random weights,
 for trying the plumbing; the outputs say so). Per photo it writes ``<stem>_mask.png``
 (0/255, full resolution), ``<stem>_overlay.png`` and one line of ``predictions.jsonl``
 (status, faces, boxes, mask area per face, timings, and where the weights come from:
@@ -52,9 +52,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from abanet_lib import faces as facelib
+from abanet_lib.app import faces as facelib
 from abanet_lib.data.samples import BOMB_PIXELS, DataError, decode_image
-from abanet_lib.export import IMAGENET_MEAN, IMAGENET_STD
+from abanet_lib.app.export import IMAGENET_MEAN, IMAGENET_STD
 from abanet_lib.models.base import main_output
 
 #: Photos above this many pixels are downscaled before processing (with a message).
@@ -198,8 +198,8 @@ def load_segmenter(run: str, device: str | torch.device = "auto") -> Segmenter:
     Raises:
         ValueError: nothing matches ``run``, or its record/weights cannot be read (named).
     """
-    from abanet_lib.devices import resolve_device
-    from abanet_lib.export import build_model, from_pretrained, is_pretrained_folder
+    from abanet_lib.core.devices import resolve_device
+    from abanet_lib.app.export import build_model, from_pretrained, is_pretrained_folder
 
     device = resolve_device(device)
     if run.startswith("untrained:"):
@@ -230,7 +230,7 @@ def load_segmenter(run: str, device: str | torch.device = "auto") -> Segmenter:
                          scale=cfg.scale, train_datasets=tuple(cfg.train_datasets))
     run_id = path.name if path.is_dir() else run
     try:
-        from abanet_lib import registry
+        from abanet_lib.engine import registry
         from abanet_lib.cli import load_run_record
     except ImportError as err:
         raise ValueError(f"--run {run!r}: not a save_pretrained folder and the run registry is "
@@ -265,7 +265,7 @@ def find_trained_run(prefer_dataset: str | None = "maskedfacenet-seg500") -> str
         return None
     for message in damaged:  # listed, not dropped silently
         warnings.warn(f"find_trained_run: skipped a damaged run record: {message}", stacklevel=2)
-    from abanet_lib.train import checkpoint_dir
+    from abanet_lib.engine.train import checkpoint_dir
 
     candidates = []
     for run in runs:
@@ -326,7 +326,7 @@ def predict_photo(image: np.ndarray, segmenter: Segmenter, detector=None,
     Args:
         image: (H, W, 3) uint8 RGB.
         segmenter: the model.
-        detector: a :mod:`abanet_lib.faces` detector (ignored when ``boxes`` is given).
+        detector: a :mod:`abanet_lib.app.faces` detector (ignored when ``boxes`` is given).
         boxes: known face boxes (e.g. MFSD dataset.csv), full-image pixels.
         margin: crop margin around each face (fraction of its side).
         no_face: ``"whole"`` (segment the whole image) or ``"skip"`` (empty mask).
@@ -534,7 +534,7 @@ def predict_paths(paths: list[Path], segmenter: Segmenter, out_dir: str | os.Pat
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from abanet_lib.provenance import utc_now
+    from abanet_lib.core.provenance import utc_now
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():

@@ -1,8 +1,8 @@
 """Figures of the reproduction: qualitative grids (Figs. 8, 9), the alpha sweep (Fig. 7), ablation bars.
 
 Every function returns a matplotlib Figure; notebooks save it with
-:func:`abanet_lib.plots.save_fig`. Figures are drawn from the run records only (stored test
-predictions, :mod:`abanet_lib.artifacts`), never from weights, timings or files written by hand.
+:func:`abanet_lib.paper.plots.save_fig`. Figures are drawn from the run records only (stored test
+predictions, :mod:`abanet_lib.paper.artifacts`), never from weights, timings or files written by hand.
 
 Crop choice (stated rule, :func:`hardest_crops`): the ``k`` test images with the lowest mean
 IoU across the given runs, over the images every run was tested on; ties broken by name.
@@ -28,12 +28,12 @@ COLOR_GT_CONTOUR = "#00d060"
 # Models and predictions
 # ---------------------------------------------------------------------------------------
 def load_trained_model(run: Any):
-    """The trained model of ``run`` in eval mode (CPU): :func:`abanet_lib.registry.load_model`.
+    """The trained model of ``run`` in eval mode (CPU): :func:`abanet_lib.engine.registry.load_model`.
 
     Raises:
         FileNotFoundError: a trainable model whose checkpoint is gone (rerun with force=True).
     """
-    from abanet_lib.registry import load_model
+    from abanet_lib.engine.registry import load_model
 
     return load_model(run).eval()
 
@@ -52,8 +52,8 @@ def predict_maps(model, samples: Sequence[Any], image_size: int, device: str = "
     """
     import torch
 
-    from abanet_lib.devices import resolve_device, resolve_precision
-    from abanet_lib.evaluate import predict_proba, preprocess, to_native_size
+    from abanet_lib.core.devices import resolve_device, resolve_precision
+    from abanet_lib.engine.evaluate import predict_proba, preprocess, to_native_size
 
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
@@ -100,7 +100,7 @@ def hardest_crops(runs: Sequence[Any], k: int = 6, metric: str = "iou") -> list[
 
 def load_test_samples(run: Any, names: Sequence[str]) -> list[Any]:
     """Load the named samples of ``run``'s test split, in the order of ``names``."""
-    from abanet_lib.train import build_split
+    from abanet_lib.engine.train import build_split
 
     refs = {r.name: r for r in build_split(run.config).test}
     missing = [n for n in names if n not in refs]
@@ -219,7 +219,7 @@ def saved_predictions(run: Any, names: Sequence[str]) -> list[np.ndarray] | None
     """
     from PIL import Image
 
-    from abanet_lib.registry import PREDICTIONS_DIR
+    from abanet_lib.engine.registry import PREDICTIONS_DIR
 
     folder = Path(run.path) / PREDICTIONS_DIR
     files = [folder / f"{Path(name).stem}.png" for name in names]
@@ -327,11 +327,11 @@ FIGURE_ROWS = {
 def figure_configs(figure: str, scale, device: str = "auto") -> dict:
     """Label -> the run config a qualitative figure shows (first fold / first trial).
 
-    At smoke scale the rows are those of :data:`abanet_lib.experiments.SMOKE_ROWS` of the
+    At smoke scale the rows are those of :data:`abanet_lib.paper.experiments.SMOKE_ROWS` of the
     figure's table, so the figure reuses runs the smoke notebooks trained anyway. Rows whose
     model cannot be built are left out (and printed).
     """
-    from abanet_lib.experiments import SMOKE_ROWS, table_rows
+    from abanet_lib.paper.experiments import SMOKE_ROWS, table_rows
 
     if figure not in FIGURE_ROWS:
         raise ValueError(f"figure_configs: unknown figure {figure!r}; expected one of {sorted(FIGURE_ROWS)}")
@@ -357,8 +357,8 @@ def _paper_default_abanet(run: Any) -> bool:
 
 def recorded_run(scale: str, artifact: str) -> Any | None:
     """The paper-default ABANet run of ``scale`` whose record holds ``artifact`` (a file name of
-    :mod:`abanet_lib.artifacts`), lowest (fold, seed, id) first; None when no record has it."""
-    from abanet_lib.registry import find_runs
+    :mod:`abanet_lib.paper.artifacts`), lowest (fold, seed, id) first; None when no record has it."""
+    from abanet_lib.engine.registry import find_runs
 
     runs = [r for r in find_runs(model="abanet", scale=str(getattr(scale, "name", scale)))
             if _paper_default_abanet(r) and (Path(r.path) / artifact).is_file()]
@@ -369,8 +369,8 @@ def recorded_run(scale: str, artifact: str) -> Any | None:
 def recorded_attention_figure(run: Any):
     """Notebook 02's figure: the crop, its mask, every psi and every side output, from the run's
     ``figure_maps.npz`` (computed with the run's trained weights after its evaluation)."""
-    from abanet_lib.artifacts import read_figure_maps
-    from abanet_lib.models.catalog import plot_attention_and_sides
+    from abanet_lib.paper.artifacts import read_figure_maps
+    from abanet_lib.paper.model_catalog import plot_attention_and_sides
 
     maps = read_figure_maps(run)
     psi = {int(k[4:]): v.astype(np.float32) for k, v in maps.items() if k.startswith("psi_")}
@@ -381,7 +381,7 @@ def recorded_attention_figure(run: Any):
 
 def photo_demo_figures(photos: Mapping[str, np.ndarray], demo: Sequence[Mapping], title: str):
     """Notebook 14's figures 14b (crops and their mask probability) and 14c (overlays of the
-    pasted-back mask and of the ground truth), from :func:`abanet_lib.artifacts.unpack_photo_demo`.
+    pasted-back mask and of the ground truth), from :func:`abanet_lib.paper.artifacts.unpack_photo_demo`.
 
     Args:
         photos: photo file name -> (H, W, 3) uint8 RGB (the crops are cut from them).
@@ -393,7 +393,7 @@ def photo_demo_figures(photos: Mapping[str, np.ndarray], demo: Sequence[Mapping]
     """
     import matplotlib.pyplot as plt
 
-    from abanet_lib import predict
+    from abanet_lib.app import predict
 
     n = len(demo)
     fig_b, axes = plt.subplots(2, n, figsize=(2 * n, 4.2), squeeze=False)

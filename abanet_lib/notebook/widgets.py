@@ -101,7 +101,7 @@ def side_output_figure(maps: Mapping[str, np.ndarray], layer: str = "output refi
     errors against the ground truth (white TP, red FP, blue FN), with the IoU in the title."""
     import matplotlib.pyplot as plt
 
-    from abanet_lib.figures import error_overlay
+    from abanet_lib.paper.figures import error_overlay
 
     layers, image, mask, label = split_maps(maps)
     if layer not in layers:
@@ -176,7 +176,7 @@ def crop_figure(runs: Mapping[str, Any], sample: Any, scores: Mapping[str, float
     """One test crop: image, ground truth, then each run's stored prediction as an error map."""
     import matplotlib.pyplot as plt
 
-    from abanet_lib.figures import error_overlay, saved_predictions
+    from abanet_lib.paper.figures import error_overlay, saved_predictions
 
     gt = np.asarray(sample.mask, bool)
     panels = [("crop", sample.image, None), ("ground truth", gt, "gray")]
@@ -202,7 +202,7 @@ def prediction_browser(runs: Mapping[str, Any] | Any, metric: str = "iou", stati
     first, from their stored predictions; a slider keeps the crops whose mean ``metric`` is at
     most its value. Static fallback: the ``static_count`` worst crops. Returns the widget (or
     the list of figures)."""
-    from abanet_lib.figures import load_test_samples
+    from abanet_lib.paper.figures import load_test_samples
 
     if not isinstance(runs, Mapping):
         runs = {getattr(getattr(runs, "config", None), "model", "run"): runs}

@@ -1,6 +1,6 @@
 """What the experiment list of a scale costs: measured where runs exist, estimated elsewhere.
 
-The FLOP estimate of :func:`abanet_lib.experiments.budget` ignores how badly small models use
+The FLOP estimate of :func:`abanet_lib.paper.experiments.budget` ignores how badly small models use
 the cores, so it misses by up to 20x (EfficientNet-b7 at 64x64: 25 s estimated, 630 s measured).
 This module replaces it run by run with what the registry measured on this kind of machine:
 
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from abanet_lib import paths
-from abanet_lib.config import Scale, get_scale
+from abanet_lib.core import paths
+from abanet_lib.core.config import Scale, get_scale
 
 #: The reduced list's target: every table in at most this many CPU-hours on a 2-core machine.
 BUDGET_CPU_HOURS = 8.0
@@ -58,6 +58,14 @@ def measured_cpu_seconds(run_dir: Path) -> float | None:
     return seconds
 
 
+def measured_machine(run_dir: Path) -> str:
+    """The machine a run was measured on, as its record says (CPU model, cores, torch)."""
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+    info = metrics.get("provenance", {}).get("device", {}) or {}
+    return (f"{info.get('cpu_model', '?')}, {info.get('cpu_count', '?')} cores, "
+            f"torch {info.get('torch_version', '?')}")
+
+
 def cost_table(scale: Scale | str | None = None, runs_root: Path | None = None) -> pd.DataFrame:
     """One row per run of the scale's experiment list with its measured or estimated CPU cost.
 
@@ -70,7 +78,8 @@ def cost_table(scale: Scale | str | None = None, runs_root: Path | None = None) 
         ``missing``), ``cpu_seconds`` (as measured, else priced), ``typical_seconds`` (see the
         module docstring) and ``basis`` (one of :data:`BASES`).
     """
-    from abanet_lib import batch_runner, experiments
+    from abanet_lib.ops import batch_runner
+    from abanet_lib.paper import experiments
 
     scale = scale if isinstance(scale, Scale) else get_scale(scale)
     runs_root = Path(runs_root) if runs_root is not None else paths.runs_dir()
@@ -84,7 +93,8 @@ def cost_table(scale: Scale | str | None = None, runs_root: Path | None = None) 
         records.append({"run_id": cfg.run_id, "model": cfg.model, "tables": ",".join(item.tables),
                         "fold": cfg.fold, "key": batch_runner.duration_key(cfg),
                         "status": ("done (cpu)" if measured is not None else "done (gpu)") if done else "missing",
-                        "measured": measured, "config": cfg})
+                        "measured": measured, "config": cfg,
+                        "machine": measured_machine(folder) if measured is not None else ""})
     by_key: dict[str, list[float]] = {}
     for r in records:
         if r["measured"] is not None:
@@ -107,12 +117,13 @@ def cost_table(scale: Scale | str | None = None, runs_root: Path | None = None) 
         r["typical_seconds"] = (statistics.median(group) if r["measured"] is not None
                                 and len(group) >= TYPICAL_MIN_RUNS else r["cpu_seconds"])
     frame = pd.DataFrame(records)
-    return frame[["run_id", "model", "tables", "fold", "status", "cpu_seconds", "typical_seconds", "basis"]]
+    return frame[["run_id", "model", "tables", "fold", "status", "cpu_seconds", "typical_seconds", "basis",
+                  "machine"]]
 
 
 def _measured_to_estimate_ratios(records: list[dict]) -> dict[str, float]:
     """Per model: median of measured seconds / FLOP-estimated seconds over its measured runs."""
-    from abanet_lib import experiments
+    from abanet_lib.paper import experiments
 
     ratios: dict[str, list[float]] = {}
     for r in records:
@@ -152,13 +163,11 @@ def headline(totals: dict, budget_hours: float = BUDGET_CPU_HOURS) -> str:
 def write_cost_report(scale: Scale | str | None = None, folder: Path | None = None,
                       frame: pd.DataFrame | None = None) -> Path:
     """Write ``results/cost_<scale>.csv`` and ``.md`` (per model, then totals); returns the .md path."""
-    from abanet_lib.devices import describe_device
-
     scale = scale if isinstance(scale, Scale) else get_scale(scale)
     frame = cost_table(scale) if frame is None else frame
     folder = Path(folder) if folder is not None else paths.results_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(folder / f"cost_{scale.name}.csv", index=False)
+    frame.drop(columns="machine").to_csv(folder / f"cost_{scale.name}.csv", index=False)
     per_model = (frame.assign(done=frame["status"] != "missing")
                  .groupby("model").agg(runs=("run_id", "count"), done=("done", "sum"),
                                        median_min=("cpu_seconds", lambda s: s.median() / 60),
@@ -167,11 +176,13 @@ def write_cost_report(scale: Scale | str | None = None, folder: Path | None = No
                                        basis=("basis", lambda s: ", ".join(sorted(set(s)))))
                  .sort_values("typical_h", ascending=False))
     totals = summary(frame)
-    info = describe_device("cpu")
+    # The machines come from the measured runs' records, never from the machine rendering this.
+    machines = frame.loc[frame["machine"] != "", "machine"].value_counts()
+    machine_text = (machines.index[0] if len(machines) == 1 else
+                    "; ".join(f"{name} ({count} runs)" for name, count in sorted(machines.items())))
     lines = [f"# Cost of the `{scale.name}` experiment list on a CPU", "",
-             "Generated by `abanet_lib.cost.write_cost_report()`; do not edit by hand.", "",
-             f"Machine: {info.get('cpu_model', '?')}, {info.get('cpu_count', '?')} cores, torch "
-             f"{info.get('torch_version', '?')}. Cost of a run = its epoch times plus its test evaluation "
+             "Generated by `abanet_lib.paper.cost.write_cost_report()`; do not edit by hand.", "",
+             f"Machine{'s' if len(machines) > 1 else ''} of the measured runs: {machine_text}. Cost of a run = its epoch times plus its test evaluation "
              "(measured on CPU runs); missing and GPU-trained runs take the median of measured CPU runs "
              "of the same configuration, else the FLOP estimate scaled by the model's measured/estimated "
              f"ratio, else the FLOP estimate. Typical cost: a configuration measured {TYPICAL_MIN_RUNS}+ "

@@ -2,7 +2,7 @@
 
 Each run lives in ``results/runs/<run_id>/``:
 
-* ``config.json``: the :class:`~abanet_lib.config.RunConfig` (written first);
+* ``config.json``: the :class:`~abanet_lib.core.config.RunConfig` (written first);
 * ``history.csv``: one row per epoch (written by the trainer after each epoch);
 * ``per_image.csv``: test-split scores, one row per image;
 * ``metrics.json``: test summary, training facts, best-checkpoint path and provenance.
@@ -33,11 +33,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from abanet_lib import artifacts, paths, provenance
-from abanet_lib.config import RunConfig
+from abanet_lib.paper import artifacts
+from abanet_lib.core import paths, provenance
+from abanet_lib.core.config import RunConfig
 from abanet_lib.data.fingerprint import data_fingerprint, fingerprint_differences
-from abanet_lib.evaluate import evaluate
-from abanet_lib.train import (TrainingData, atomic_csv, atomic_write_text, build_model, build_split,
+from abanet_lib.engine.evaluate import evaluate
+from abanet_lib.engine.train import (TrainingData, atomic_csv, atomic_write_text, build_model, build_split,
                               build_training_data, checkpoint_dir, checkpoint_paths, seed_everything,
                               staged_checkpoints, train)
 
@@ -254,10 +255,10 @@ def run_or_load(
         force: retrain from scratch (drops checkpoints and the old metrics).
         progress: progress bars / per-epoch lines.
         model, criterion, data, test_refs: injected pieces (tests, custom experiments);
-            by default built from ``cfg`` (split from :func:`abanet_lib.train.build_split`).
+            by default built from ``cfg`` (split from :func:`abanet_lib.engine.train.build_split`).
         max_batches: cap on training batches per epoch (smoke checks).
-        callbacks: passed to :func:`abanet_lib.train.train`.
-        accumulator_factory: metric accumulator for :func:`abanet_lib.evaluate.evaluate`.
+        callbacks: passed to :func:`abanet_lib.engine.train.train`.
+        accumulator_factory: metric accumulator for :func:`abanet_lib.engine.evaluate.evaluate`.
         extra_metrics: entries added to ``metrics.json`` (the distributed run's world size).
 
     Training happens in :func:`staging_dir` (checkpoints in the staged checkpoint folder); the
@@ -639,7 +640,7 @@ def load_model(run: Run | str, device: str | torch.device = "cpu", strict: bool 
     """
     import warnings
 
-    from abanet_lib.devices import resolve_device
+    from abanet_lib.core.devices import resolve_device
 
     run = load_run(run) if isinstance(run, str) else run
     dev = resolve_device(device)

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from abanet_lib import provenance
-from abanet_lib.config import RunConfig, get_scale
-from abanet_lib.experiments import MASKEDFACENET, experiments
+from abanet_lib.core import provenance
+from abanet_lib.core.config import RunConfig, get_scale
+from abanet_lib.paper.experiments import MASKEDFACENET, experiments
 
 SPEED_FILE = "speed.json"
 CROSS_DOMAIN_FILE = "cross_domain.json"
@@ -53,7 +53,7 @@ PHOTO_DEMO_CROP_SIDE = 128
 def measure_speed(model: nn.Module, cfg: RunConfig, device: str | torch.device, warmup: int = 2,
                   repeats: int = 5) -> dict:
     """Inference FPS at batch 1 (random input at the run's size), with the conditions recorded."""
-    from abanet_lib.evaluate import measure_fps
+    from abanet_lib.engine.evaluate import measure_fps
 
     result = measure_fps(model, cfg.image_size, device=device, batch_sizes=(1,), warmup=warmup,
                          repeats=repeats, precision=cfg.precision, channels_last=cfg.channels_last)
@@ -84,7 +84,7 @@ def other_domain(cfg: RunConfig) -> str:
 def cross_test_refs(cfg: RunConfig, dataset: str) -> list:
     """Test references of ``dataset`` for run ``cfg``, containing no training image of the run."""
     from abanet_lib.data import list_samples
-    from abanet_lib.train import build_split, seeded_subset
+    from abanet_lib.engine.train import build_split, seeded_subset
 
     if dataset == MASKEDFACENET:
         testing = [r for r in list_samples(MASKEDFACENET) if r.subset == "testing"]
@@ -98,7 +98,7 @@ def cross_test_refs(cfg: RunConfig, dataset: str) -> list:
 
 def measure_cross_domain(model: nn.Module, cfg: RunConfig, device: str | torch.device) -> dict:
     """``{dataset: summary}`` of the model on the other domain's test set."""
-    from abanet_lib.evaluate import evaluate
+    from abanet_lib.engine.evaluate import evaluate
 
     dataset = other_domain(cfg)
     refs = cross_test_refs(cfg, dataset)
@@ -131,7 +131,7 @@ def measure_figure_maps(model: nn.Module, cfg: RunConfig) -> dict[str, np.ndarra
 
 def measure_photo_demo(model: nn.Module, cfg: RunConfig, count: int = PHOTO_DEMO_COUNT) -> dict[str, np.ndarray]:
     """The whole-photo pipeline of ``predict`` on the first ``count`` MaskedFace-Net test photos."""
-    from abanet_lib import faces, predict
+    from abanet_lib.app import faces, predict
     from abanet_lib.data import list_samples
 
     segmenter = predict.Segmenter(model.float().cpu().eval(), cfg.image_size, label=cfg.run_id, trained=True)
@@ -148,7 +148,7 @@ def photo_demo_arrays(refs: Sequence[Any], segmenter, detector, margin: float = 
     ground truth), ``shape_i`` and ``iou_i``."""
     from PIL import Image
 
-    from abanet_lib import predict
+    from abanet_lib.app import predict
 
     out: dict[str, np.ndarray] = {"count": np.array(len(refs)), "detector": np.array(detector.name),
                                   "threshold": np.array(threshold),
@@ -235,7 +235,7 @@ def backfill(run, model: nn.Module, only: Sequence[str] | None = None, device: s
     """Add the artifacts a record made before they existed lacks (never overwrites a file).
 
     Args:
-        run: a finished :class:`abanet_lib.registry.Run`.
+        run: a finished :class:`abanet_lib.engine.registry.Run`.
         model: the run's trained model (its own weights: never an untrained stand-in).
         only: restrict to these file names.
     """
@@ -275,14 +275,14 @@ def read_photo_demo(run) -> dict | None:
 
 
 def _write_json(path: Path, obj: dict) -> bool:
-    from abanet_lib.train import atomic_write_text
+    from abanet_lib.engine.train import atomic_write_text
 
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
     return True
 
 
 def _write_npz(path: Path, arrays: dict) -> bool:
-    from abanet_lib.train import atomic_write
+    from abanet_lib.engine.train import atomic_write
 
     atomic_write(path, lambda tmp: _savez(tmp, arrays))
     return True

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from abanet_lib import paths
+from abanet_lib.core import paths
 
 KERNEL_NAME = "abanet"
 #: Scales whose executed copies are committed (under ``results/notebooks/``).
@@ -51,7 +51,7 @@ class NotebookFailed(RuntimeError):
 
 #: Local kernels talk over IPC sockets: no network port, and no "running over TCP without
 #: encryption" warning from every kernel start.
-IPC_KERNEL_MANAGER = "abanet_lib.reproduce.IPCKernelManager"
+IPC_KERNEL_MANAGER = "abanet_lib.paper.reproduce.IPCKernelManager"
 
 
 def _ipc_kernel_manager():
@@ -92,7 +92,7 @@ def parameter_names(notebook: Path | str) -> list[str]:
 
 def published_notebooks_dir(scale: str | None = None) -> Path:
     """``results/notebooks/`` for the committed scale (follows ``ABANET_RESULTS``; a smoke
-    scale maps under ``.cache/``, as every output of :func:`abanet_lib.paths.results_dir`)."""
+    scale maps under ``.cache/``, as every output of :func:`abanet_lib.core.paths.results_dir`)."""
     return paths.results_dir(scale) / "notebooks"
 
 

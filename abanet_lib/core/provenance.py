@@ -8,8 +8,8 @@ from importlib import metadata
 
 import torch
 
-from abanet_lib import paths
-from abanet_lib.devices import describe_device
+from abanet_lib.core import paths
+from abanet_lib.core.devices import describe_device
 
 #: Distributions whose versions change numbers (recorded in every metrics.json).
 TRACKED_PACKAGES = ("torch", "torchvision", "segmentation-models-pytorch", "numpy", "abanet_lib")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import matplotlib
 
-from abanet_lib import paths
+from abanet_lib.core import paths
 
 
 def set_style() -> None:
@@ -24,7 +24,7 @@ def save_fig(fig, name: str, scale: str | None = None, folder: Path | None = Non
     """Save ``fig`` as ``<figures of scale>/<name>_<scale>.png`` (and PDF if asked); return the path.
 
     Every figure is named by its scale, and a non-committed scale (smoke) writes under the
-    git-ignored ``.cache/results-<scale>/`` (:func:`abanet_lib.paths.figures_dir`), so a notebook
+    git-ignored ``.cache/results-<scale>/`` (:func:`abanet_lib.core.paths.figures_dir`), so a notebook
     run by hand at smoke scale never overwrites a committed figure. The PNG is written without
     variable metadata, so the same figure rendered twice gives the same bytes.
 

@@ -21,7 +21,7 @@ def plot_history(history: pd.DataFrame, title: str | None = None):
     """
     import matplotlib.pyplot as plt
 
-    from abanet_lib.plots import set_style
+    from abanet_lib.paper.plots import set_style
 
     set_style()
     fig, (ax_loss, ax_iou) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -64,7 +64,7 @@ def plot_per_image(per_image: pd.DataFrame, metric: str = "iou", title: str | No
     """
     import matplotlib.pyplot as plt
 
-    from abanet_lib.plots import set_style
+    from abanet_lib.paper.plots import set_style
 
     if metric not in per_image.columns:
         raise ValueError(f"plot_per_image: no column {metric!r}; have {sorted(per_image.columns)}")
@@ -88,7 +88,7 @@ def show_predictions(model, refs: Sequence, image_size: int, device: str = "cpu"
         model: a segmentation model.
         refs: a few sample references (one row each).
         image_size: model input size; maps are shown at native size.
-        device, precision: see :mod:`abanet_lib.devices`.
+        device, precision: see :mod:`abanet_lib.core.devices`.
         threshold: binarisation of the prediction for the error map and IoU.
 
     Returns:
@@ -97,8 +97,8 @@ def show_predictions(model, refs: Sequence, image_size: int, device: str = "cpu"
     """
     import torch.nn.functional as F
 
-    from abanet_lib.devices import resolve_device, resolve_precision
-    from abanet_lib.evaluate import predict_proba, preprocess
+    from abanet_lib.core.devices import resolve_device, resolve_precision
+    from abanet_lib.engine.evaluate import predict_proba, preprocess
 
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
@@ -113,13 +113,13 @@ def show_predictions(model, refs: Sequence, image_size: int, device: str = "cpu"
 
 def show_run_predictions(run, refs: Sequence, device: str = "cpu", threshold: float = 0.5):
     """:func:`prediction_rows` from the run's stored test predictions (binary maps at native size,
-    :func:`abanet_lib.figures.saved_predictions`): the figure is a function of the record, the
+    :func:`abanet_lib.paper.figures.saved_predictions`): the figure is a function of the record, the
     same on every machine, with or without the weights. ``device`` is kept for callers.
 
     Raises:
         FileNotFoundError: the record holds no stored prediction for one of ``refs``.
     """
-    from abanet_lib.figures import saved_predictions
+    from abanet_lib.paper.figures import saved_predictions
 
     samples = [r.load() for r in refs]
     stored = saved_predictions(run, [s.name for s in samples])
@@ -137,7 +137,7 @@ def prediction_rows(samples: Sequence, probs: Sequence[np.ndarray], threshold: f
     """One row per sample: image | ground truth | probability | errors (see show_predictions)."""
     import matplotlib.pyplot as plt
 
-    from abanet_lib.plots import set_style
+    from abanet_lib.paper.plots import set_style
 
     set_style()
     fig, axes = plt.subplots(len(samples), 4, figsize=(10, 2.6 * len(samples)), squeeze=False)

@@ -1,6 +1,6 @@
 """Training loop: seeded, resumable, guarded against NaN, with per-epoch history.
 
-One call, :func:`train`, trains the model of a :class:`~abanet_lib.config.RunConfig`:
+One call, :func:`train`, trains the model of a :class:`~abanet_lib.core.config.RunConfig`:
 
 * data: :func:`build_split` (identity-disjoint split of ``cfg.eval_dataset`` plus any extra
   training sets), arrays prepared once (uint8 cache), a seeded ``DataLoader``;
@@ -37,9 +37,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from abanet_lib import paths
-from abanet_lib.config import RunConfig
-from abanet_lib.devices import (Precision, configure_backends, resolve_device, resolve_precision,
+from abanet_lib.core import paths
+from abanet_lib.core.config import RunConfig
+from abanet_lib.core.devices import (Precision, configure_backends, resolve_device, resolve_precision,
                                 synchronize, to_memory_format)
 
 OPTIMIZERS = ("adam", "adamax", "rmsprop", "sgd")
@@ -167,8 +167,8 @@ def build_model(cfg: RunConfig, split: RunSplit | None = None) -> nn.Module:
 
 
 def build_criterion(cfg: RunConfig) -> Callable:
-    """The loss of ``cfg`` (:func:`abanet_lib.losses.build_loss`)."""
-    from abanet_lib.losses import build_loss
+    """The loss of ``cfg`` (:func:`abanet_lib.engine.losses.build_loss`)."""
+    from abanet_lib.engine.losses import build_loss
 
     return build_loss(cfg)
 
@@ -371,7 +371,7 @@ def _components(criterion: Callable) -> dict | None:
 
 
 # ---------------------------------------------------------------------------------------
-# Pieces of the epoch loop shared with abanet_lib.distributed
+# Pieces of the epoch loop shared with abanet_lib.engine.distributed
 # ---------------------------------------------------------------------------------------
 @dataclass
 class LoopState:

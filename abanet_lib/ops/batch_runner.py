@@ -4,9 +4,9 @@ Made for a borrowed GPU machine with a hard time limit (``scripts/gpu_run.sh``),
 on CPU (the smoke test). One GPU that trains small models at 128x128 is launch-bound, so
 several worker *processes* sharing it finish more runs per minute than one.
 
-    python -m abanet_lib.batch_runner --scale reduced --tables table5,table2 \\
+    python -m abanet_lib.ops.batch_runner --scale reduced --tables table5,table2 \\
         --budget-s 480 --workers 4 --out OUT
-    python -m abanet_lib.batch_runner merge OUT/runs.tar.gz
+    python -m abanet_lib.ops.batch_runner merge OUT/runs.tar.gz
 
 What ``run`` does:
 
@@ -16,7 +16,7 @@ What ``run`` does:
 2. drops runs already complete in the registry, prepares the data cache once;
 3. starts ``--workers`` processes; each walks the list, takes a run by creating its lock file
    (``O_EXCL``: two workers never take the same run), runs it through
-   :func:`abanet_lib.registry.run_or_load`, and records the outcome; a run whose estimated
+   :func:`abanet_lib.engine.registry.run_or_load`, and records the outcome; a run whose estimated
    duration (from finished runs of the same model and size) no longer fits the budget is
    not started; at the budget's end workers still busy are stopped;
 4. writes ``OUT/runs.tar.gz`` (every run folder completed in this session, paths relative to
@@ -41,17 +41,17 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from abanet_lib import paths
-from abanet_lib.config import RunConfig, get_scale
+from abanet_lib.core import paths
+from abanet_lib.core.config import RunConfig, get_scale
 
 #: Tables run when ``--tables`` is not given or is ``all``: every table of
-#: :data:`abanet_lib.experiments.TABLES` (the priority order comes from :func:`priority_plan`).
+#: :data:`abanet_lib.paper.experiments.TABLES` (the priority order comes from :func:`priority_plan`).
 DEFAULT_TABLES = "all"
 MAIN_MODELS = ("abanet", "basnet")
 METRICS_FILE = "metrics.json"
 ARCHIVE_NAME = "runs.tar.gz"
 #: What a worker calls with each config (tests substitute a fast stand-in).
-DEFAULT_RUNNER = "abanet_lib.registry:run_or_load"
+DEFAULT_RUNNER = "abanet_lib.engine.registry:run_or_load"
 
 # Priority tiers (lower runs first).
 TIER_MAIN, TIER_ABLATION, TIER_COMPARISON, TIER_TRIALS, TIER_OTHER_FOLDS = range(5)
@@ -84,14 +84,14 @@ class PlannedRun:
 # Planning
 # ---------------------------------------------------------------------------------------
 def _experiments(table: str, scale, rows: str | None = None) -> list[RunConfig]:
-    from abanet_lib import experiments
+    from abanet_lib.paper import experiments
 
     return list(experiments.experiments(table, scale, rows=rows))
 
 
 def parse_tables(text: str) -> list[str]:
     """``"table5,table2"`` -> ``["table5", "table2"]``; ``"all"`` -> every known table."""
-    from abanet_lib import experiments
+    from abanet_lib.paper import experiments
 
     names = [t.strip() for t in text.split(",") if t.strip()]
     if names == ["all"]:
@@ -129,8 +129,8 @@ def priority_plan(tables: list[str], scale, by_table: dict | None = None,
     """Experiments of ``tables`` at ``scale``, deduplicated by run id, in priority order.
 
     Args:
-        tables: table names understood by :func:`abanet_lib.experiments.experiments`.
-        scale: a :class:`~abanet_lib.config.Scale`.
+        tables: table names understood by :func:`abanet_lib.paper.experiments.experiments`.
+        scale: a :class:`~abanet_lib.core.config.Scale`.
         by_table: ``{table: [RunConfig]}`` to use instead of calling ``experiments`` (tests).
         rows: passed to ``experiments`` (``"all"`` lifts the smoke scale's row subset).
 
@@ -314,7 +314,7 @@ def prepare_data(configs: list[RunConfig], log=print) -> int:
     Returns:
         Number of data setups prepared without error.
     """
-    from abanet_lib import train as train_mod
+    from abanet_lib.engine import train as train_mod
     from abanet_lib.data import prepare_arrays
 
     seen, ok = set(), 0
@@ -476,7 +476,7 @@ def run_session(tables: list[str], scale_name: str, budget_s: float, workers: in
             plan = [p for p in plan if p.config.model in models]
         if max_runs is not None:
             plan = plan[:max_runs]
-        from abanet_lib import registry
+        from abanet_lib.engine import registry
 
         todo = []
         for item in plan:
@@ -592,7 +592,7 @@ def _write_combined_log(work_dir: Path, target: Path) -> None:
 # Command line
 # ---------------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m abanet_lib.batch_runner",
+    parser = argparse.ArgumentParser(prog="python -m abanet_lib.ops.batch_runner",
                                      description="Run experiments within a time budget, or merge an archive.")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run experiments (default command)")

@@ -9,7 +9,7 @@ and S-measure of Table 3, as fractions in [0, 1]; Table 4's F-beta in percent. T
 states where the paper gives no number (Figure 7).
 
 Each table is a :class:`pandas.DataFrame` indexed by the row label used by
-:mod:`abanet_lib.experiments` (``row`` column = label). Copy before editing: ``TABLE2.copy()``.
+:mod:`abanet_lib.paper.experiments` (``row`` column = label). Copy before editing: ``TABLE2.copy()``.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The claims ledger: every claim of the paper, tested on paired folds of our run records.
 
 :data:`CLAIMS` is the one declarative list of the paper's claims. Each names the experiment
-table (:mod:`abanet_lib.experiments`) and the row labels it compares: the row the paper says is
+table (:mod:`abanet_lib.paper.experiments`) and the row labels it compares: the row the paper says is
 better (``row``) against one or more alternatives (``others``). :func:`build_ledger` reads the
 finished runs of those rows from the records (nothing trains) and computes, per comparison:
 
@@ -41,7 +41,7 @@ Issue 15 asks for at least :data:`MIN_PAIRS` paired folds per claim; rows with f
 
 :func:`write_claims` writes ``claims.md`` and ``claims.csv`` (``claims_<scale>.*`` for another
 scale than :data:`LEDGER_SCALE`) with fixed formatting and no dates or machine state, so the
-same records give the same bytes. ``python -m abanet_lib.claims [--scale reduced] [--out DIR]``.
+same records give the same bytes. ``python -m abanet_lib.paper.claims [--scale reduced] [--out DIR]``.
 """
 from __future__ import annotations
 
@@ -55,11 +55,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from abanet_lib import paths
-from abanet_lib.config import Scale, get_scale
-from abanet_lib.experiments import (ABANET_ROW, ExperimentRow, canonical_abanet, notebook_scale, table_rows,
+from abanet_lib.core import paths
+from abanet_lib.core.config import Scale, get_scale
+from abanet_lib.paper.experiments import (ABANET_ROW, ExperimentRow, canonical_abanet, notebook_scale, table_rows,
                                     unique_configs)
-from abanet_lib.paper_numbers import FIGURE7_NOTE, paper_table
+from abanet_lib.paper.paper_numbers import FIGURE7_NOTE, paper_table
 
 #: Confidence level of every interval.
 CONFIDENCE = 0.95
@@ -86,7 +86,7 @@ class Claim:
     Attributes:
         key: short id (CSV, tests).
         text: the claim, in words.
-        table: the experiment table of :mod:`abanet_lib.experiments` holding the rows.
+        table: the experiment table of :mod:`abanet_lib.paper.experiments` holding the rows.
         source: where the paper makes it ("Table 5", ..., "ours" for a claim of this project).
         row: the row the paper says is better (row label of ``table``).
         others: the rows it is compared with, pairwise.
@@ -116,7 +116,7 @@ UNET_FAMILY = tuple(f"{arch} / {enc}" for arch in ("Unet", "Unet++", "Linknet")
                     for enc in ("Efficient-b7", "ResNet50", "VGG19"))
 
 #: The paper's claims, in the paper's order. Row labels are those of
-#: :func:`abanet_lib.experiments.table_rows` (and of :mod:`abanet_lib.paper_numbers`).
+#: :func:`abanet_lib.paper.experiments.table_rows` (and of :mod:`abanet_lib.paper.paper_numbers`).
 CLAIMS: tuple[Claim, ...] = (
     Claim("ag_helps", "attention gates help", "table5", "Table 5",
           pairs=(("baseline+AG", "baseline"), (ABANET_ROW, "baseline+refinement")),
@@ -252,7 +252,7 @@ def _all_folds(scale: Scale) -> Scale:
 
 
 def _load(cfgs) -> dict:
-    from abanet_lib import registry
+    from abanet_lib.engine import registry
 
     return {run.config.run_id: run for run in registry.run_many(list(cfgs), train_missing=False,
                                                                 progress=False)}
@@ -494,8 +494,8 @@ def to_markdown(ledger: Ledger) -> str:
     lines = [
         f"# Claims ledger ({scale.name} scale)",
         "",
-        f"Generated from the run records by `python -m abanet_lib.claims --scale {scale.name}` "
-        "(abanet_lib/claims.py); do not edit by hand.",
+        f"Generated from the run records by `python -m abanet_lib.paper.claims --scale {scale.name}` "
+        "(abanet_lib/paper/claims.py); do not edit by hand.",
         "",
         f"Scale: {scale.description}.",
         "",
@@ -575,7 +575,7 @@ def write_claims(scale: Scale | str | None = "reduced", folder: Path | str | Non
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m abanet_lib.claims",
+        prog="python -m abanet_lib.paper.claims",
         description="Write the claims ledger (claims.md, claims.csv) from the run records.")
     parser.add_argument("--scale", default="reduced", help="scale whose records are read (default: reduced)")
     parser.add_argument("--out", default=None, help="output folder (default: the scale's results folder)")

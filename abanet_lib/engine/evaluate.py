@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from abanet_lib.devices import (describe_device, resolve_device, resolve_precision, synchronize,
+from abanet_lib.core.devices import (describe_device, resolve_device, resolve_precision, synchronize,
                                 to_memory_format)
 
 def preprocess(image: np.ndarray, image_size: int) -> torch.Tensor:
@@ -58,7 +58,7 @@ def to_native_size(probs: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def _default_accumulator():
-    from abanet_lib.metrics import MetricAccumulator
+    from abanet_lib.engine.metrics import MetricAccumulator
 
     return MetricAccumulator()
 
@@ -84,7 +84,7 @@ def evaluate(
         model: a segmentation model (logits (N,1,S,S) in eval mode).
         refs: sample references with ``.load() -> Sample`` (image uint8 (H,W,3), mask bool (H,W)).
         image_size: model input size S (the training resolution).
-        device, precision: see :mod:`abanet_lib.devices`.
+        device, precision: see :mod:`abanet_lib.core.devices`.
         batch_size: images per forward pass.
         prediction_format: ``"probability"`` (8-bit grey PNG) or ``"binary"`` (1-bit PNG of
             the map thresholded at 0.5; small enough to keep next to a run).
@@ -93,7 +93,7 @@ def evaluate(
         channels_last: input memory format.
         progress: show a tqdm bar.
         accumulator_factory: builds the metric accumulator (default
-            :class:`abanet_lib.metrics.MetricAccumulator`; tests inject stand-ins).
+            :class:`abanet_lib.engine.metrics.MetricAccumulator`; tests inject stand-ins).
 
     Returns:
         ``(per_image, summary)``: one row per image (``name``, ``source``, then the
@@ -179,7 +179,7 @@ def measure_fps(
 
     Returns:
         dict with ``image_size``, ``precision``, ``device`` (see
-        :func:`~abanet_lib.devices.describe_device`), and per batch size ``fps`` (images/s)
+        :func:`~abanet_lib.core.devices.describe_device`), and per batch size ``fps`` (images/s)
         and ``latency_ms`` (ms per batch), keyed by the batch size as a string.
     """
     dev = resolve_device(device)

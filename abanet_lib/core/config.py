@@ -2,7 +2,7 @@
 
 A :class:`RunConfig` fully describes one training + evaluation run. Its canonical JSON
 (sorted keys, no execution-only fields) hashes to a stable run id, which names the run
-folder ``results/runs/<run_id>/`` (see :mod:`abanet_lib.registry`).
+folder ``results/runs/<run_id>/`` (see :mod:`abanet_lib.engine.registry`).
 
 Execution-only fields (``device``, ``num_workers``) are excluded from the hash: they
 change where a run executes, not what it is; the device actually used is recorded in the
@@ -272,7 +272,7 @@ SCALES: dict[str, Scale] = {
         split="paper", n_folds=5, pretrained=True,
         description="paper: full MFSD 8500/2500/1758, 256x256, batch 8, Adam 1e-4, ImageNet encoders (GPU)",
     ),
-    # Issue 15: the scale whose paired folds can resolve the paper's claims (abanet_lib.claims).
+    # Issue 15: the scale whose paired folds can resolve the paper's claims (abanet_lib.paper.claims).
     # Every row on all 5 identity-disjoint folds (the ledger pairs rows by fold: 5 pairs, the
     # issue's minimum); 128x128, the low end of the issue's 128-256 px, where issue 15 reports a
     # 40-epoch U-Net/ResNet-34 well above every 64x64 row (resolution costs more than the row

@@ -1,0 +1,1 @@
+"""Helpers used only by the notebooks: table views, interactive widgets, training plots."""

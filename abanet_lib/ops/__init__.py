@@ -1,0 +1,1 @@
+"""Logistics around the science: the batch runner (many runs, GPU workers) and the GPU bundle."""
