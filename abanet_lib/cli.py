@@ -21,16 +21,17 @@ import argparse
 import dataclasses
 import importlib
 import json
-import math
 import os
-import re
 import shlex
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
-from abanet_lib.core.config import SCALES, RunConfig
+from abanet_lib.app.options import (CliParser, ModelBuildError, OptionError, bool_option, choice_option,
+                                    device_option, float_option, folder_option, int_option, is_deliberate,
+                                    nonempty_option, one_line, raised_at)
+from abanet_lib.core.config import SCALES, RunConfig, field_help
 
 #: Choices of the string options, spelled out so that ``--help`` and parsing need no torch
 #: import (tests/test_hardening.py keeps them equal to the library's own lists).
@@ -46,200 +47,8 @@ GIVEN_SPLIT_DATASETS = ("maskedfacenet-seg500",)
 
 PROG = "python -m abanet_lib"
 DEBUG_ENV = "ABANET_DEBUG"
-
-_FIELD_HELP = {
-    "model": "model factory name: abanet, abanet_official, basnet, unet_plain, grabcut, maskrcnn, "
-             "smp:<Arch>:<encoder> (e.g. smp:Unet:resnet50), ...",
-    "loss": "comma-separated loss components summed over every output: focal, ssim, iou, bce",
-    "loss_variant": "paper (eq. 3-5 of the paper) or official (as in the released code)",
-    "focal_alpha": "focal-loss alpha (weight of positives, eq. 3)",
-    "focal_gamma": "focal-loss gamma",
-    "optimizer": "adam, adamax, rmsprop or sgd (Table 8)",
-    "lr": "learning rate",
-    "weight_decay": "weight decay (L2)",
-    "momentum": "momentum for SGD and RMSprop",
-    "schedule": "learning-rate schedule per epoch: none, cosine, step (x0.1 every third of the epochs)",
-    "grad_clip": "clip the gradient norm to this value (default: no clipping)",
-    "batch_size": "training batch size",
-    "image_size": "square input size in pixels (training and test)",
-    "epochs": "training epochs",
-    "train_datasets": "comma-separated training data sets (mfsd, mfsd-sample, maskedfacenet-seg500)",
-    "eval_dataset": "data set the validation and test splits come from",
-    "split": "split scheme: groupkfold (identity-disjoint folds), paper (8500/2500/1758), given",
-    "n_folds": "number of folds of the groupkfold split",
-    "fold": "test fold (0-based)",
-    "val_fraction": "fraction of training identities held out for validation (model selection)",
-    "max_train_images": "cap on the number of training images (seeded subset)",
-    "max_eval_images": "cap on the number of validation and test images each (seeded subset)",
-    "extra_train_images": "cap on the images taken from the extra training data sets (seeded subset)",
-    "resize_masks": "resize a mask whose size differs from its image (nearest neighbour) instead of "
-                    "refusing it (true/false)",
-    "augment": "training augmentation: flips, scale/crop, colour jitter (true/false)",
-    "pretrained": "ImageNet encoder weights (true/false; needs a local weight cache offline)",
-    "seed": "seed of weights, data order and split",
-    "precision": "auto (bf16 where supported), bf16, fp16 (CUDA, with GradScaler) or fp32 (exact)",
-    "channels_last": "channels_last memory format (true/false)",
-    "early_stopping": "stop after this many epochs without validation-IoU gain (default: off)",
-    "device": "auto (CUDA if present), cpu, cuda or cuda:N; not part of the run id",
-    "num_workers": "DataLoader worker processes; not part of the run id",
-}
-
-
-class OptionError(ValueError):
-    """A command-line option whose value is wrong; the message starts with the option."""
-
-
-class ModelBuildError(ValueError):
-    """The model of a run could not be built from its options (--model, --model-kwargs, ...)."""
-
-
-class CliParser(argparse.ArgumentParser):
-    """ArgumentParser whose errors are one line on stderr (exit code 2), naming the option."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())} (see {self.prog} --help)\n")
-
-
-# ---------------------------------------------------------------------------------------
-# Option types: each raises ArgumentTypeError, which argparse reports on one line as
-# "argument --name: <message>"
-# ---------------------------------------------------------------------------------------
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "y", "on"):
-        return True
-    if value in ("0", "false", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
-_NONE_WORDS = ("none", "null", "")
-
-
-def int_option(minimum: int | None = None, maximum: int | None = None, multiple_of: int | None = None,
-               optional: bool = False):
-    """Type of an integer option in ``[minimum, maximum]`` (``none`` allowed when ``optional``)."""
-
-    def parse(text: str):
-        if optional and text.strip().lower() in _NONE_WORDS:
-            return None
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer{' or none' if optional else ''}, "
-                                             f"got {text!r}") from None
-        if minimum is not None and value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"must be <= {maximum}, got {value}")
-        if multiple_of and value % multiple_of:
-            raise argparse.ArgumentTypeError(f"must be a multiple of {multiple_of}, got {value}")
-        return value
-
-    parse.__name__ = "int"
-    return parse
-
-
-def float_option(minimum: float | None = None, maximum: float | None = None, min_open: bool = False,
-                 max_open: bool = False, optional: bool = False):
-    """Type of a finite float option in a range (``min_open``: strictly above ``minimum``)."""
-
-    def parse(text: str):
-        if optional and text.strip().lower() in _NONE_WORDS:
-            return None
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number{' or none' if optional else ''}, "
-                                             f"got {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-        if minimum is not None and (value <= minimum if min_open else value < minimum):
-            raise argparse.ArgumentTypeError(f"must be {'>' if min_open else '>='} {minimum}, got {value}")
-        if maximum is not None and (value >= maximum if max_open else value > maximum):
-            raise argparse.ArgumentTypeError(f"must be {'<' if max_open else '<='} {maximum}, got {value}")
-        return value
-
-    parse.__name__ = "float"
-    return parse
-
-
-def choice_option(choices, several: bool = False):
-    """Type of a string option out of ``choices`` (``several``: comma-separated, at least one)."""
-    choices = tuple(choices)
-
-    def parse(text: str):
-        items = tuple(x.strip() for x in text.split(",")) if several else (text.strip(),)
-        if not any(items) or (several and any(not x for x in items)):
-            raise argparse.ArgumentTypeError(f"expected {'comma-separated values of' if several else 'one of'} "
-                                             f"{', '.join(choices)}, got {text!r}")
-        bad = [x for x in items if x not in choices]
-        if bad:
-            raise argparse.ArgumentTypeError(f"unknown value {', '.join(map(repr, bad))}; expected "
-                                             f"{'comma-separated values of' if several else 'one of'} "
-                                             f"{', '.join(choices)}")
-        if several and len(set(items)) != len(items):
-            raise argparse.ArgumentTypeError(f"a value is repeated in {text!r}")
-        return items if several else items[0]
-
-    parse.__name__ = "choice"
-    return parse
-
-
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-def device_option(text: str) -> str:
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (which must exist on this machine), ``mps``."""
-    value = text.strip().lower()
-    if not _DEVICE.match(value):
-        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
-    if value.startswith("cuda") or value == "mps":
-        import torch
-
-        if value == "mps":
-            if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-                raise argparse.ArgumentTypeError("'mps' requested but it is not available on this machine")
-        elif not torch.cuda.is_available():
-            raise argparse.ArgumentTypeError(f"{text!r} requested but CUDA is not available on this machine; "
-                                             "use cpu or auto")
-        elif ":" in value and int(value.split(":")[1]) >= torch.cuda.device_count():
-            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} "
-                                             "CUDA device(s), numbered from 0")
-    return value
-
-
-def nonempty_option(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a non-empty value")
-    return text.strip()
-
-
-def folder_option(must_exist: bool = False):
-    """Type of a folder option: never an existing file; ``must_exist``: an existing folder."""
-
-    def parse(text: str) -> str:
-        if not text.strip():
-            raise argparse.ArgumentTypeError("expected a folder path, got ''")
-        path = Path(text).expanduser()
-        if path.exists() and not path.is_dir():
-            raise argparse.ArgumentTypeError(f"{path} is a file; expected a folder")
-        if must_exist and not path.is_dir():
-            raise argparse.ArgumentTypeError(f"folder {path} does not exist")
-        return text
-
-    parse.__name__ = "folder"
-    return parse
-
-
-def file_option(text: str) -> str:
-    """An existing file."""
-    path = Path(text).expanduser()
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"{path}: " + ("is a folder; expected a file" if path.is_dir()
-                                                        else "no such file"))
-    return text
-
+#: --help of each RunConfig option, from the RunConfig docstring (its one description)
+FIELD_HELP = field_help()
 
 def notebook_numbers_option(text: str) -> str:
     items = [x.strip() for x in text.split(",")]
@@ -289,12 +98,12 @@ FIELD_TYPES = {
     "max_train_images": int_option(1, optional=True),
     "max_eval_images": int_option(1, optional=True),
     "extra_train_images": int_option(1, optional=True),
-    "resize_masks": _bool,
-    "augment": _bool,
-    "pretrained": _bool,
+    "resize_masks": bool_option,
+    "augment": bool_option,
+    "pretrained": bool_option,
     "seed": int_option(0, 2**32 - 1),
     "precision": choice_option(PRECISIONS),
-    "channels_last": _bool,
+    "channels_last": bool_option,
     "early_stopping": int_option(1, optional=True),
     "device": device_option,
     "num_workers": int_option(0, 256),
@@ -306,7 +115,7 @@ def _field_parser(f: dataclasses.Field):
         return FIELD_TYPES[f.name]
     default = f.default  # a RunConfig field without an entry above (tests/test_hardening.py flags it)
     if isinstance(default, bool):
-        return _bool
+        return bool_option
     if isinstance(default, int):
         return int_option()
     if isinstance(default, float):
@@ -325,7 +134,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         if f.name in ("model_kwargs", "scale"):
             continue
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_parser(f), default=None,
-                            help=f"{_FIELD_HELP.get(f.name, f.name)} (scale default if omitted)")
+                            help=f"{FIELD_HELP[f.name].rstrip('.')} (scale default if omitted)")
     parser.add_argument("--force", action="store_true", help="retrain even if the run's results exist")
     parser.add_argument("--max-batches", type=int_option(1), default=None,
                         help="cap on training batches per epoch (quick checks; changes results)")
@@ -731,12 +540,8 @@ def describe_finished_run(run) -> str:
 # ---------------------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------------------
-def _frames(err: BaseException) -> list[traceback.FrameSummary]:
-    return traceback.extract_tb(err.__traceback__)
-
-
 def _raised_while_building_model(err: BaseException) -> bool:
-    names = {(Path(f.filename).name, f.name) for f in _frames(err)}
+    names = {(Path(f.filename).name, f.name) for f in raised_at(err)}
     return ("train.py", "build_model") in names or ("__init__.py", "create_model") in names
 
 
@@ -885,45 +690,6 @@ _COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "predict": _cmd_pre
 # ---------------------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------------------
-#: Error classes the project raises on purpose (matched by name: some live in modules that
-#: are slow to import, and registry.RunRecordError may not exist yet).
-DELIBERATE_ERRORS = ("DataError", "PhotoError", "OutputFolderError", "OptionError", "ModelBuildError",
-                     "RunRecordError", "RunBusyError", "RunFailedError",
-                     "NonFiniteLossError", "NotebookFailed")
-#: Never deliberate, wherever raised: these are bugs.
-_BUG_ERRORS = (TypeError, AttributeError, KeyError, IndexError, AssertionError, ZeroDivisionError,
-               NameError, RecursionError, NotImplementedError)
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
-
-
-def is_deliberate(err: BaseException) -> bool:
-    """True for errors the project raises on purpose (shown as one line), False for bugs.
-
-    Deliberate: the project's own error classes; ValueError, RuntimeError, ImportError and
-    OSError raised by a ``raise`` in abanet_lib itself; any OSError naming a file (permission,
-    missing file, full disk). Everything else (TypeError, KeyError, ... and errors raised
-    inside other libraries) is a bug and keeps its traceback.
-    """
-    if any(c.__name__ in DELIBERATE_ERRORS for c in type(err).__mro__):
-        return True
-    if isinstance(err, _BUG_ERRORS):
-        return False
-    if isinstance(err, OSError) and getattr(err, "filename", None):
-        return True
-    if isinstance(err, (ValueError, RuntimeError, ImportError, OSError)):
-        frames = _frames(err)
-        return bool(frames) and str(Path(frames[-1].filename).resolve()).startswith(_PACKAGE_DIR)
-    return False
-
-
-def one_line(err: BaseException) -> str:
-    """The error's message on one line (its lines joined with '; ')."""
-    lines = [" ".join(line.split()) for line in str(err).splitlines() if line.strip()]
-    text = "".join(line if i == 0 else (" " if lines[i - 1][-1] in ".:;," else "; ") + line
-                   for i, line in enumerate(lines))
-    return text or type(err).__name__
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 1 failure or bug, 2 bad input)."""
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -116,3 +116,16 @@ def test_reproduce_runs_in_order_and_names_failing_notebook_and_cell(tmp_path, c
 
     assert [p.name for p in find_notebooks(nbs, start_from="2")] == ["02_fails.ipynb", "03_never.ipynb"]
     assert [p.name for p in find_notebooks(nbs, only=["03"])] == ["03_never.ipynb"]
+
+
+def test_every_option_help_comes_from_the_runconfig_docstring():
+    import dataclasses
+
+    from abanet_lib.core.config import RunConfig, field_help
+
+    helps = field_help()
+    assert [f.name for f in dataclasses.fields(RunConfig) if f.name not in helps] == []
+    assert helps["lr"] == "learning rate."
+    assert helps["n_folds"] == "number of folds of the groupkfold split (the split seed is seed)."  # rST markup gone
+    text = cli.build_parser(predict_options=False)._subparsers._group_actions[0].choices["train"].format_help()
+    assert "schedule per epoch: none, cosine, step" in " ".join(text.split())

@@ -52,6 +52,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from abanet_lib.app.options import (CliParser, device_option, file_option, float_option, folder_option,
+                                    int_option, is_deliberate, nonempty_option, one_line)
 from abanet_lib.app import faces as facelib
 from abanet_lib.data.samples import BOMB_PIXELS, DataError, decode_image
 from abanet_lib.app.export import IMAGENET_MEAN, IMAGENET_STD
@@ -623,9 +625,6 @@ def format_summary(summary: dict) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``predict`` options to ``parser`` (used by ``abanet_lib.cli``); every value is
     checked when parsed (one-line errors naming the option)."""
-    from abanet_lib.cli import (device_option, file_option, float_option, folder_option, int_option,
-                                nonempty_option)
-
     parser.add_argument("paths", nargs="+", help="photo files, folders or glob patterns")
     parser.add_argument("--run", required=True, type=nonempty_option,
                         help="run id of results/runs, a save_pretrained folder, or untrained:<model>[@size]")
@@ -656,8 +655,6 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
     """Run the ``predict`` command; returns 0 when at least one photo succeeded (or none given),
     1 when every photo failed, 2 on bad input (one line on stderr)."""
     if not isinstance(args, argparse.Namespace):
-        from abanet_lib.cli import CliParser
-
         args = add_arguments(CliParser(prog="python -m abanet_lib predict",
                                        description="segment the face-mask region on photos")).parse_args(args)
     try:
@@ -669,8 +666,6 @@ def main(args: argparse.Namespace | list[str] | None = None) -> int:
                                 margin=args.margin, no_face=args.no_face, threshold=args.threshold,
                                 max_pixels=args.max_pixels)
     except (PhotoError, OutputFolderError, ValueError, ImportError, FileNotFoundError) as err:
-        from abanet_lib.cli import is_deliberate, one_line
-
         if not is_deliberate(err):
             raise
         print(f"error: {one_line(err)}", file=sys.stderr)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,40 +32,51 @@ class RunConfig:
     """Everything that defines one run.
 
     Attributes:
-        model: factory name understood by :func:`abanet_lib.models.create_model`
-            (e.g. ``"abanet"``, ``"abanet_official"``, ``"basnet"``, ``"smp:Unet:resnet50"``).
+        model: model factory name: abanet, abanet_official, basnet, unet_plain, grabcut,
+            maskrcnn, smp:<Arch>:<encoder> (e.g. smp:Unet:resnet50), ... (see
+            :func:`abanet_lib.models.create_model`).
         model_kwargs: extra keyword arguments of the factory, as sorted ``(key, value)`` pairs
             (use :meth:`with_model` to build them from a dict).
-        loss: loss components summed over every side output (``"focal"``, ``"ssim"``,
-            ``"iou"``, ``"bce"``).
-        loss_variant: ``"paper"`` (eq. 3-5 of the paper) or ``"official"`` (released code).
-        focal_alpha, focal_gamma: focal-loss parameters (eq. 3; alpha weights positives).
-        optimizer: ``"adam"``, ``"adamax"``, ``"rmsprop"`` or ``"sgd"`` (Table 8).
-        lr, weight_decay, momentum: optimizer settings (momentum only for SGD/RMSprop).
-        schedule: ``"none"``, ``"cosine"`` or ``"step"``.
-        grad_clip: max gradient norm, or ``None``.
-        batch_size, image_size, epochs: training shape and length.
-        train_datasets: data set names trained on (see :mod:`abanet_lib.data`).
-        eval_dataset: data set the test split comes from.
-        split: ``"groupkfold"`` (identity-disjoint k folds), ``"paper"`` (8500/2500/1758
-            proportions), or ``"given"`` (the data set's own train/test folders).
-        n_folds, fold: which fold is the test fold (``groupkfold``); the split seed is ``seed``.
-        val_fraction: fraction of the training groups held out for validation/model selection.
-        max_train_images: cap on training images (``None`` = all); used by small scales.
-        max_eval_images: cap on validation and test images each (``None`` = all); smoke only.
+        loss: loss components summed over every side output: focal, ssim, iou, bce.
+        loss_variant: paper (eq. 3-5 of the paper) or official (as in the released code).
+        focal_alpha: focal-loss alpha (weight of positives, eq. 3).
+        focal_gamma: focal-loss gamma.
+        optimizer: adam, adamax, rmsprop or sgd (Table 8).
+        lr: learning rate.
+        weight_decay: weight decay (L2).
+        momentum: momentum for SGD and RMSprop.
+        schedule: learning-rate schedule per epoch: none, cosine, step (x0.1 every third of
+            the epochs).
+        grad_clip: clip the gradient norm to this value (None: no clipping).
+        batch_size: training batch size.
+        image_size: square input size in pixels (training and test).
+        epochs: training epochs.
+        train_datasets: training data sets (mfsd, mfsd-sample, maskedfacenet-seg500; see
+            :mod:`abanet_lib.data`).
+        eval_dataset: data set the validation and test splits come from.
+        split: split scheme: groupkfold (identity-disjoint folds), paper (8500/2500/1758
+            proportions), given (the data set's own train/test folders).
+        n_folds: number of folds of the groupkfold split (the split seed is ``seed``).
+        fold: test fold (0-based).
+        val_fraction: fraction of training identities held out for validation (model
+            selection).
+        max_train_images: cap on the number of training images (seeded subset; None: all).
+        max_eval_images: cap on the number of validation and test images each (seeded
+            subset; None: all).
         extra_train_images: cap on the images taken from the training data sets other than
-            ``eval_dataset`` (seeded subset; ``None`` = all), e.g. a 1:1 real/synthetic mix.
-        resize_masks: a mask whose size differs from its image is resized to it (nearest
-            neighbour) instead of refused (``resize_mismatched_masks`` of the data listing).
-        augment: flips, scale/crop and colour jitter during training.
-        pretrained: load ImageNet encoder weights (needs the local cache or internet).
-        seed: seeds weights, data order and split.
-        precision: ``"auto"``, ``"bf16"``, ``"fp16"`` or ``"fp32"``.
-        channels_last: use the channels_last memory format.
-        early_stopping: patience in epochs, or ``None``.
+            ``eval_dataset`` (seeded subset; None: all), e.g. a 1:1 real/synthetic mix.
+        resize_masks: resize a mask whose size differs from its image (nearest neighbour)
+            instead of refusing it.
+        augment: training augmentation: flips, scale/crop, colour jitter.
+        pretrained: ImageNet encoder weights (needs a local weight cache offline).
+        seed: seed of weights, data order and split.
+        precision: auto (bf16 where supported), bf16, fp16 (CUDA, with GradScaler) or fp32
+            (exact).
+        channels_last: channels_last memory format.
+        early_stopping: stop after this many epochs without validation-IoU gain (None: off).
         scale: the scale preset this run belongs to (recorded, and part of the id).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` (execution-only, not hashed).
-        num_workers: data-loader workers (execution-only, not hashed).
+        device: auto (CUDA if present), cpu, cuda or cuda:N; not part of the run id.
+        num_workers: DataLoader worker processes; not part of the run id.
     """
 
     model: str = "abanet"
@@ -298,3 +311,25 @@ def get_scale(name: str | None = None) -> Scale:
         return SCALES[name]
     except KeyError:
         raise ValueError(f"unknown scale {name!r}; choose one of {sorted(SCALES)}") from None
+
+
+def field_help() -> dict[str, str]:
+    """One line of help per :class:`RunConfig` field, read from its docstring (the one place
+    fields are described; the command line's ``--help`` shows these lines).
+
+    Example:
+        >>> field_help()["lr"]
+        'learning rate.'
+    """
+    doc = inspect.cleandoc(RunConfig.__doc__ or "")
+    block = doc.split("Attributes:", 1)[1]
+    helps: dict[str, str] = {}
+    name = None
+    for line in block.splitlines():
+        entry = re.match(r"^    (\w+): (.*)$", line)
+        if entry:
+            name, text = entry.groups()
+            helps[name] = text
+        elif name and line.startswith("        "):
+            helps[name] += " " + line.strip()
+    return {k: re.sub(r":\w+:`([^`]+)`|``([^`]+)``", lambda m: m.group(1) or m.group(2), v) for k, v in helps.items()}
