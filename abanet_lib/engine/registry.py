@@ -15,12 +15,14 @@ is deleted, keeping ``best.pt``; set ``ABANET_KEEP_RESUME_STATE=1`` to keep it.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
 import os
 import shutil
 import socket
+import sys
 import time
 import traceback
 import warnings
@@ -35,12 +37,12 @@ from torch import nn
 
 from abanet_lib.paper import artifacts
 from abanet_lib.core import paths, provenance
-from abanet_lib.core.config import RunConfig
+from abanet_lib.core.config import RunConfig, get_scale
 from abanet_lib.data.fingerprint import data_fingerprint, fingerprint_differences
 from abanet_lib.engine.evaluate import evaluate
 from abanet_lib.engine.train import (TrainingData, atomic_csv, atomic_write_text, build_model, build_split,
-                              build_training_data, checkpoint_dir, checkpoint_paths, seed_everything,
-                              staged_checkpoints, train)
+                              build_training_data, checkpoint_dir, checkpoint_paths, join_process_group,
+                              seed_everything, staged_checkpoints, train)
 
 METRICS_FILE = "metrics.json"
 KEEP_RESUME_STATE_ENV = "ABANET_KEEP_RESUME_STATE"
@@ -690,3 +692,71 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+# ---------------------------------------------------------------------------------------
+# Distributed runs (torchrun)
+# ---------------------------------------------------------------------------------------
+def run_or_load_distributed(cfg: RunConfig, force: bool = False, progress: bool = True, **train_options: Any):
+    """DDP-train ``cfg`` (``train(distributed=True)``) if its run is missing, then let rank 0 finish it.
+
+    Every rank trains into the staging folder; rank 0 then calls :func:`run_or_load`, which
+    resumes from the final checkpoint (no epochs left), evaluates the test split and swaps the
+    record in; ``metrics.json`` gets a ``distributed`` entry (world size, backend).
+
+    Args:
+        train_options: ``backend``, ``sync_bn``, ``find_unused_parameters`` of :func:`train`.
+
+    Returns:
+        The :class:`Run` on rank 0, ``None`` on other ranks.
+    """
+    group, _ = join_process_group(train_options.get("backend"))
+    if force or not is_complete(cfg):
+        staging = staging_dir(cfg)
+        with staged_checkpoints(cfg):  # the finished record stays untouched until the swap
+            if group.is_main:
+                prepare_staging(cfg, staging, force=force, progress=progress)
+            group.barrier()
+            result = train(cfg, staging, progress=progress, distributed=True, **train_options)
+        if group.is_main:
+            run_or_load(cfg, progress=progress, extra_metrics={"distributed": {
+                **result.extra, "train_seconds": result.seconds, "train_img_per_s": result.img_per_s}})
+    group.barrier()
+    return load_run(cfg.run_id) if group.is_main else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``torchrun --nproc_per_node N -m abanet_lib.engine.registry --scale smoke [--model M] [--set k=v]``."""
+    parser = argparse.ArgumentParser(prog="torchrun ... -m abanet_lib.engine.registry",
+                                     description="train one RunConfig with DistributedDataParallel and record it")
+    parser.add_argument("--scale", default=None, help="smoke, reduced or paper (default: ABANET_SCALE)")
+    parser.add_argument("--model", default=None, help="factory name (default: the scale's abanet)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a RunConfig field (JSON values), e.g. --set epochs=2")
+    parser.add_argument("--backend", default=None, choices=["gloo", "nccl"])
+    parser.add_argument("--force", action="store_true", help="retrain even if the run exists")
+    args = parser.parse_args(argv)
+    cfg = get_scale(args.scale).base_config()
+    if args.model:
+        cfg = cfg.with_model(args.model)
+    changes = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            changes[key] = json.loads(value)
+        except json.JSONDecodeError:
+            changes[key] = value
+    if changes:
+        cfg = cfg.replace(**changes)
+    run = run_or_load_distributed(cfg, force=args.force, backend=args.backend)
+    if run is not None:
+        print(f"run {cfg.run_id}: test iou {run.test.get('iou')}; folder {run.path}")
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

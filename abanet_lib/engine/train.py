@@ -16,6 +16,19 @@ One call, :func:`train`, trains the model of a :class:`~abanet_lib.core.config.R
   (BatchNorm running statistics) after an epoch stops the run with :class:`NonFiniteLossError`
   naming epoch (and batch or tensor) before that epoch's checkpoints are written: ``last.pt`` /
   ``best.pt`` only ever hold finite values, and the message names ``last.pt`` only when it exists.
+* distributed training is an option of the same loop (``train(..., distributed=True)``, one
+  call per process under torchrun): every rank draws the 1-process global batch order and
+  trains on its contiguous share of each global batch of ``cfg.batch_size`` images
+  (:class:`RankShareBatches`); each rank's loss is scaled by ``world_size * n_rank / n_global``
+  so DDP's gradient average equals the gradient of the 1-process batch mean, also for an uneven
+  last batch (the loss must be a mean over images; the project's losses are). On CUDA,
+  BatchNorm becomes SyncBatchNorm; PyTorch's SyncBatchNorm does not run on CPU, so CPU/gloo
+  runs keep per-process BN statistics and match a 1-process run exactly only for BN-free
+  models. Rank 0 writes ``history.csv`` and the checkpoints (a DDP run resumes from them, and
+  so does a 1-process run). The command line that trains, evaluates and records a run this way
+  is :mod:`abanet_lib.engine.registry`::
+
+      torchrun --nproc_per_node 2 -m abanet_lib.engine.registry --scale smoke [--model NAME] [--set key=value ...]
 """
 from __future__ import annotations
 
@@ -34,8 +47,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
+from tqdm.auto import tqdm
 
 from abanet_lib.core import paths
 from abanet_lib.core.config import RunConfig
@@ -341,7 +356,7 @@ def validate(model: nn.Module, loader: DataLoader, criterion: Callable | None, d
     return iou, loss
 
 
-def _rng_state(loader_gen: torch.Generator, include_cuda: bool = True) -> dict:
+def rng_state(loader_gen: torch.Generator, include_cuda: bool = True) -> dict:
     state = {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
@@ -353,7 +368,7 @@ def _rng_state(loader_gen: torch.Generator, include_cuda: bool = True) -> dict:
     return state
 
 
-def _set_rng_state(state: dict, loader_gen: torch.Generator) -> None:
+def set_rng_state(state: dict, loader_gen: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
@@ -371,7 +386,7 @@ def _components(criterion: Callable) -> dict | None:
 
 
 # ---------------------------------------------------------------------------------------
-# Pieces of the epoch loop shared with abanet_lib.engine.distributed
+# Pieces of the epoch loop
 # ---------------------------------------------------------------------------------------
 @dataclass
 class LoopState:
@@ -538,6 +553,104 @@ def finish_training(cfg: RunConfig, model: nn.Module, loop: LoopState, device: t
 
 
 # ---------------------------------------------------------------------------------------
+# Processes: one, or several under torchrun (DistributedDataParallel)
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProcessGroup:
+    """This process's place in the training run.
+
+    Attributes:
+        rank: 0 for the process that writes checkpoints, history and progress lines.
+        world_size: number of training processes (1 = a plain run).
+        backend: ``"gloo"`` / ``"nccl"`` of a joined group; None for a plain run.
+        distributed: trained through :func:`train`'s ``distributed=True`` (records
+            ``world_size`` and ``backend`` even for a group of one).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    backend: str | None = None
+    distributed: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        """Wait for every process (no-op for a single process)."""
+        if self.world_size > 1:
+            dist.barrier()
+
+
+def join_process_group(backend: str | None = None) -> tuple[ProcessGroup, torch.device]:
+    """Join the process group described by torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK).
+
+    Returns:
+        The :class:`ProcessGroup` and this process's device (``cuda:<LOCAL_RANK>``, or the CPU
+        for ``backend="gloo"`` or without CUDA); without torchrun variables a group of one.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and backend != "gloo"
+    device = torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend or ("nccl" if use_cuda else "gloo"))
+    joined = dist.get_backend() if world_size > 1 else None
+    return ProcessGroup(rank=rank, world_size=world_size, backend=joined, distributed=True), device
+
+
+def rank_share(n_global: int, rank: int, world_size: int) -> slice:
+    """Contiguous share of a global batch of ``n_global`` items for ``rank`` (sizes differ by <= 1)."""
+    base, extra = divmod(n_global, world_size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (1 if rank < extra else 0))
+
+
+class RankShareBatches(Sampler):
+    """The batches of one process: the seeded global batch order, cut to this rank's share.
+
+    Every rank draws the same global order (``RandomSampler`` with the loop's generator, global
+    batches of ``batch_size``: exactly the batches of a 1-process run) and keeps its contiguous
+    :func:`rank_share` of each. A rank whose share is empty (fewer images than ranks) gets the
+    batch's first item with loss weight 0, so it still joins the gradient all-reduce.
+    """
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, group: ProcessGroup):
+        self.n, self.batch_size, self.group = n, batch_size, group
+        self.batches = BatchSampler(RandomSampler(range(n), generator=generator), batch_size, drop_last=False)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        for indices in self.batches:
+            share = indices[rank_share(len(indices), self.group.rank, self.group.world_size)]
+            yield share or indices[:1]
+
+    def loss_weight(self, batch_idx: int) -> float:
+        """Factor on batch ``batch_idx``'s (1-based) mean loss so that DDP's gradient average is the
+        gradient of the global batch mean: ``world_size * n_rank / n_global`` (1 for one process)."""
+        n_global = min(self.batch_size, self.n - (batch_idx - 1) * self.batch_size)
+        sl = rank_share(n_global, self.group.rank, self.group.world_size)
+        return self.group.world_size * (sl.stop - sl.start) / n_global
+
+
+class TrainingLoss(nn.Module):
+    """``model.training_loss`` as a forward, so DDP wraps every model's own training protocol."""
+
+    def __init__(self, model: nn.Module, criterion: Callable):
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+
+    def forward(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return self.model.training_loss(images, masks, self.criterion)
+
+
+# ---------------------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------------------
 def train(
@@ -552,6 +665,10 @@ def train(
     resume: bool = True,
     callbacks: Sequence[Callable[[EpochInfo], None]] = (),
     deterministic: bool = False,
+    distributed: bool = False,
+    backend: str | None = None,
+    sync_bn: bool = True,
+    find_unused_parameters: bool | None = None,
 ) -> TrainResult:
     """Train ``cfg``'s model; resume from ``last.pt`` when present.
 
@@ -567,14 +684,22 @@ def train(
         callbacks: called with :class:`EpochInfo` after each epoch's checkpoint is written
             (a callback raising ``KeyboardInterrupt`` simulates a kill).
         deterministic: on CUDA, disable cuDNN autotuning and TF32.
+        distributed: train as one process of a torchrun group (see the module docstring);
+            ``cfg.batch_size`` is then the global batch, split over the processes.
+        backend: ``"gloo"`` (CPU) or ``"nccl"`` (CUDA) for ``distributed``; default by device.
+        sync_bn: with ``distributed`` on CUDA, BatchNorm becomes SyncBatchNorm.
+        find_unused_parameters: DDP's option, for models with parameters outside the loss graph
+            (default: True for ``abanet_official``, whose released graph leaves ~3 M unused).
 
     Returns:
         :class:`TrainResult`; ``history`` has columns ``epoch, train_loss, [loss_<part>...],
         val_loss, val_iou, lr, seconds, img_per_s``. ``train_loss`` is the mean over images of
         the full training loss (all side outputs); ``loss_<part>`` are the criterion's
         ``last_components`` (every batch on CPU; on CUDA every 20th batch, to avoid a device
-        sync per batch); ``val_loss`` is the criterion on the main output only; ``img_per_s``
-        counts training images per second of the training loop (validation excluded).
+        sync per batch; single-process runs only); ``val_loss`` is the criterion on the main
+        output only; ``img_per_s`` counts training images per second of the training loop
+        (validation excluded). A ``distributed`` run's ``extra`` holds ``world_size`` and
+        ``backend``; every rank returns the unwrapped model.
 
     Performance notes: on CUDA set ``cfg.num_workers`` (execution-only, e.g. 4-8) so the
     augmentation runs in worker processes; the prepared uint8 arrays are memory-mapped, so
@@ -583,11 +708,14 @@ def train(
     Raises:
         NonFiniteLossError: a NaN/inf loss (message names epoch and batch).
     """
-    from tqdm.auto import tqdm
-
     start = time.perf_counter()
     run_dir = Path(run_dir)
-    device = resolve_device(cfg.device)
+    if distributed:
+        if cfg.device == "cpu" and backend is None:
+            backend = "gloo"  # a CPU run on a CUDA machine
+        group, device = join_process_group(backend)
+    else:
+        group, device = ProcessGroup(), resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     configure_backends(device, deterministic)
     seed_everything(cfg.seed)
@@ -606,11 +734,21 @@ def train(
         criterion = build_criterion(cfg)
     if data is None:
         data = build_training_data(cfg)
+    if sync_bn and device.type == "cuda" and group.world_size > 1:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    training_loss: nn.Module = TrainingLoss(model, criterion)
+    if group.world_size > 1:
+        if find_unused_parameters is None:
+            find_unused_parameters = cfg.model == "abanet_official"
+        training_loss = nn.parallel.DistributedDataParallel(
+            training_loss, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=find_unused_parameters)
 
     loader_gen = torch.Generator().manual_seed(cfg.seed)
     pin = device.type == "cuda"
-    train_loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, drop_last=False,
-                              generator=loader_gen, num_workers=cfg.num_workers, pin_memory=pin,
+    batches = RankShareBatches(len(data.train), cfg.batch_size, loader_gen, group)
+    train_loader = DataLoader(data.train, batch_sampler=batches, generator=loader_gen,
+                              num_workers=cfg.num_workers, pin_memory=pin,
                               worker_init_fn=_seed_worker, persistent_workers=False)
     val_loader = build_val_loader(data, cfg, num_workers=cfg.num_workers, pin_memory=pin)
 
@@ -627,44 +765,47 @@ def train(
         loop, state = load_last_checkpoint(cfg, last_path, device, model, optimizer, scheduler)
         if state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
-        _set_rng_state(state["rng"], loader_gen)
-        if progress:
+        set_rng_state(state["rng"], loader_gen)
+        if progress and group.is_main:
             print(f"[{cfg.run_id}] resuming after epoch {loop.start_epoch}/{cfg.epochs}", flush=True)
 
     # Decide once: check every batch on CPU (free), every few batches on CUDA (a sync each).
     check_every = 1 if device.type == "cpu" else 20
+    who = f"run {cfg.run_id}" + (f" rank {group.rank}" if group.world_size > 1 else "")
     throughput = []
     for epoch in range(loop.start_epoch + 1, cfg.epochs + 1):
         if loop.stopped_early:
             break
         if hasattr(data.train, "set_epoch"):
             data.train.set_epoch(epoch)
-        model.train()
+        training_loss.train()
         t0 = time.perf_counter()
         n_images, loss_sum, pending = 0, torch.zeros((), device=device), []
         comp_sums: dict[str, float] = {}
         comp_n = 0
         n_batches = len(train_loader) if max_batches is None else min(max_batches, len(train_loader))
         bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
-                   disable=not _show_progress(progress))
+                   disable=not (_show_progress(progress) and group.is_main))
         for batch_idx, (images, masks) in enumerate(train_loader, start=1):
             if max_batches is not None and batch_idx > max_batches:
                 break
             images = to_memory_format(images.to(device, non_blocking=True), cfg.channels_last)
             masks = masks.to(device, non_blocking=True)
+            weight = batches.loss_weight(batch_idx)
             optimizer.zero_grad(set_to_none=True)
             with precision.autocast():
-                loss = model.training_loss(images, masks, criterion)
+                loss = training_loss(images, masks)
             loss = loss.float()
             pending.append((batch_idx, loss.detach()))
             if len(pending) >= check_every:
-                _check_finite(pending, epoch, cfg)
+                _check_finite(pending, epoch, cfg, who)
                 pending = []
-            optimizer_step(loss, model, optimizer, scaler, cfg.grad_clip)
-            loss_sum += loss.detach() * len(images)
-            n_images += len(images)
+            optimizer_step(loss if weight == 1.0 else loss * weight, model, optimizer, scaler, cfg.grad_clip)
+            if weight > 0:  # a zero-weight stand-in item is not a training image
+                loss_sum += loss.detach() * len(images)
+                n_images += len(images)
             # Reading components syncs the GPU: every batch on CPU, sampled on CUDA.
-            comps = _components(criterion) if batch_idx % check_every == 0 else None
+            comps = _components(criterion) if batch_idx % check_every == 0 and group.world_size == 1 else None
             if comps:
                 for k, v in comps.items():
                     comp_sums[k] = comp_sums.get(k, 0.0) + v * len(images)
@@ -672,43 +813,62 @@ def train(
             bar.update(1)
         bar.close()
         if pending:
-            _check_finite(pending, epoch, cfg)
+            _check_finite(pending, epoch, cfg, who)
         synchronize(device)
+        mean_loss = float(loss_sum) / max(1, n_images)
+        if group.world_size > 1:  # the global mean over every rank's images
+            totals = torch.tensor([float(loss_sum), n_images], dtype=torch.float64)
+            dist.all_reduce(totals)
+            n_images = int(totals[1])
+            mean_loss = float(totals[0]) / max(1, n_images)
         train_seconds = time.perf_counter() - t0
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
 
+        # Every rank validates the full split: identical weights give identical scores, so early
+        # stopping and best-epoch decisions agree without communication; every rank checks
+        # finiteness (a rank-0-only raise would leave the others waiting at the barrier).
         val_iou, val_loss = validate_or_nan(model, val_loader, criterion, device, precision, cfg)
         guard_finite_epoch(cfg, model, epoch, val_loss if val_loader is not None else None)
-        row = epoch_row(epoch, float(loss_sum) / max(1, n_images),
-                        {k: v / max(1, comp_n) for k, v in comp_sums.items() if k != "total"},
+        row = epoch_row(epoch, mean_loss, {k: v / max(1, comp_n) for k, v in comp_sums.items() if k != "total"},
                         val_loss=val_loss, val_iou=val_iou, lr=lr, seconds=time.perf_counter() - t0,
                         img_per_s=n_images / max(train_seconds, 1e-9))
         improved = loop.record(row, cfg)
         throughput.append(row["img_per_s"])
-        write_epoch_outputs(cfg, run_dir, epoch, val_iou, improved, model, optimizer, scheduler, scaler,
-                            _rng_state(loader_gen), loop)
-        if progress:
-            print_epoch(cfg, row)
+        if group.is_main:
+            write_epoch_outputs(cfg, run_dir, epoch, val_iou, improved, model, optimizer, scheduler, scaler,
+                                rng_state(loader_gen, include_cuda=not group.distributed), loop,
+                                extra=_group_entry(group, "distributed"))
+            if progress:
+                print_epoch(cfg, row, note=f", {group.world_size} processes" if group.distributed else "")
+        group.barrier()  # rank 0's checkpoint is on disk before anyone reads it
         for callback in callbacks:
             callback(EpochInfo(epoch=epoch, epochs=cfg.epochs, row=row, model=model))
         if loop.stopped_early:
-            if progress:
+            if progress and group.is_main:
                 print(f"[{cfg.run_id}] early stop: no val IoU gain for {loop.stale} epochs", flush=True)
             break
 
-    return finish_training(cfg, model, loop, device, precision, start, throughput)
+    return finish_training(cfg, model, loop, device, precision, start, throughput, extra=_group_entry(group))
 
 
-def _check_finite(pending: list[tuple[int, torch.Tensor]], epoch: int, cfg: RunConfig) -> None:
+def _group_entry(group: ProcessGroup, key: str | None = None) -> dict:
+    """``{world_size, backend}`` of a distributed run (under ``key`` when given); empty otherwise."""
+    if not group.distributed:
+        return {}
+    entry = {"world_size": group.world_size, "backend": group.backend}
+    return {key: entry} if key else entry
+
+
+def _check_finite(pending: list[tuple[int, torch.Tensor]], epoch: int, cfg: RunConfig, who: str) -> None:
     """Raise NonFiniteLossError at the first non-finite loss of ``(batch index, loss)`` pairs."""
     values = torch.stack([loss for _, loss in pending])
     bad = (~torch.isfinite(values)).nonzero()
     if len(bad):
         i = int(bad[0])
         raise NonFiniteLossError(
-            f"run {cfg.run_id}: training loss is {float(values[i])} at epoch {epoch}, batch {pending[i][0]}; "
+            f"{who}: training loss is {float(values[i])} at epoch {epoch}, batch {pending[i][0]}; "
             f"training stopped. {last_good_checkpoint(cfg, epoch)} "
             f"(try a lower lr={cfg.lr}, grad_clip, or precision='fp32')")
 
