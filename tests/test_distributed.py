@@ -35,7 +35,7 @@ def _tiny_model():
 
 def _data():
     from abanet_lib.data.torch_data import PreparedArrays, SegmentationDataset
-    from abanet_lib.engine.train import TrainingData
+    from abanet_lib.engine.assembly import TrainingData
 
     rng = np.random.default_rng(0)
     n = 14

@@ -224,7 +224,7 @@ def test_sigterm_to_the_runner_stops_its_workers(tmp_path):
             locks = list((work / "locks").glob("*")) if (work / "locks").is_dir() else []
             time.sleep(0.2)
         assert locks, "the worker never started its run"
-        worker_pid = int(locks[0].read_text().split("pid")[1].split()[0])
+        worker_pid = int(locks[0].read_text().split()[0])  # core.io lock files start with the pid
         os.kill(worker_pid, 0)  # alive while it runs
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

@@ -21,7 +21,8 @@ from torch import nn
 from abanet_lib import cli
 from abanet_lib.core.config import RunConfig, get_scale
 from abanet_lib.data import DataError, list_folder_pairs, list_samples, read_image
-from abanet_lib.engine.train import NonFiniteLossError, checkpoint_dir, train
+from abanet_lib.engine.checkpoints import NonFiniteLossError, checkpoint_dir
+from abanet_lib.engine.train import train
 from engine_standins import NaNAfter, TinyNet, bce, blob_data, tiny_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -52,7 +53,7 @@ def _smoke_cfg(**changes) -> RunConfig:
 def _fake_record(cfg: RunConfig, *, weights: bool = False, train_seconds: float = 12.4) -> Path:
     """A finished run record as registry writes it, without training (weights optional)."""
     from abanet_lib.engine import registry
-    from abanet_lib.engine.train import build_model, seed_everything
+    from abanet_lib.engine.assembly import build_model, seed_everything
 
     folder = registry.run_dir(cfg)
     folder.mkdir(parents=True)
@@ -538,7 +539,7 @@ def test_cli_choices_equal_the_library_lists():
     from abanet_lib.engine import losses
     from abanet_lib.data.loaders import LISTERS
     from abanet_lib.core.devices import PRECISIONS
-    from abanet_lib.engine.train import OPTIMIZERS, SCHEDULES
+    from abanet_lib.engine.assembly import OPTIMIZERS, SCHEDULES
 
     assert cli.LOSS_COMPONENTS == losses.COMPONENTS and cli.LOSS_VARIANTS == losses.VARIANTS
     assert cli.OPTIMIZERS == OPTIMIZERS and cli.SCHEDULES == SCHEDULES

@@ -231,7 +231,7 @@ def test_resume_state_kept_when_asked(tmp_results, monkeypatch):
 
 
 def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch):
-    from abanet_lib.engine import train as train_mod
+    from abanet_lib.core import io
 
     def fill_disk(tmp):
         tmp.write_bytes(b"partial")
@@ -239,5 +239,5 @@ def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch
 
     target = tmp_path / "ckpt" / "last.pt"
     with pytest.raises(OSError, match=r"could not write .*last\.pt: .*unexpected pos.*GiB free"):
-        train_mod.atomic_write(target, fill_disk)
+        io.atomic_write(target, fill_disk)
     assert list(target.parent.iterdir()) == []  # neither the target nor the partial temporary file

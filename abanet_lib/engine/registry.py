@@ -16,12 +16,10 @@ is deleted, keeping ``best.pt``; set ``ABANET_KEEP_RESUME_STATE=1`` to keep it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import shutil
-import socket
 import sys
 import time
 import traceback
@@ -40,9 +38,10 @@ from abanet_lib.core import paths, provenance
 from abanet_lib.core.config import RunConfig, get_scale
 from abanet_lib.data.fingerprint import data_fingerprint, fingerprint_differences
 from abanet_lib.engine.evaluate import evaluate
-from abanet_lib.engine.train import (TrainingData, atomic_csv, atomic_write_text, build_model, build_split,
-                              build_training_data, checkpoint_dir, checkpoint_paths, join_process_group,
-                              seed_everything, staged_checkpoints, train)
+from abanet_lib.core.io import atomic_csv, atomic_write_text, hold_lock, LockBusyError
+from abanet_lib.engine.assembly import TrainingData, build_model, build_split, build_training_data, seed_everything
+from abanet_lib.engine.checkpoints import checkpoint_dir, checkpoint_paths, staged_checkpoints
+from abanet_lib.engine.train import join_process_group, train
 
 METRICS_FILE = "metrics.json"
 KEEP_RESUME_STATE_ENV = "ABANET_KEEP_RESUME_STATE"
@@ -257,7 +256,7 @@ def run_or_load(
         force: retrain from scratch (drops checkpoints and the old metrics).
         progress: progress bars / per-epoch lines.
         model, criterion, data, test_refs: injected pieces (tests, custom experiments);
-            by default built from ``cfg`` (split from :func:`abanet_lib.engine.train.build_split`).
+            by default built from ``cfg`` (split from :func:`abanet_lib.engine.assembly.build_split`).
         max_batches: cap on training batches per epoch (smoke checks).
         callbacks: passed to :func:`abanet_lib.engine.train.train`.
         accumulator_factory: metric accumulator for :func:`abanet_lib.engine.evaluate.evaluate`.
@@ -405,7 +404,7 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, f"exchanging {a} and {b}: {os.strerror(err)}")
 
 
-class RunBusyError(RuntimeError):
+class RunBusyError(LockBusyError):
     """Another live process is training this run into the same folder."""
 
 
@@ -413,52 +412,14 @@ class RunBusyError(RuntimeError):
 LOCK_FILE = ".training.lock"
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextlib.contextmanager
 def training_lock(folder: Path, run_id: str):
-    """Hold ``folder/.training.lock`` while training: two processes training one run would
-    interleave their checkpoints and history. A lock left by a dead process (same host) is
-    taken over; one held by a live process raises :class:`RunBusyError`."""
+    """Hold ``folder/.training.lock`` while training (:func:`abanet_lib.core.io.hold_lock`): two
+    processes training one run would interleave their checkpoints and history. A lock left by a
+    dead process (same host) is taken over; one held by a live process raises :class:`RunBusyError`."""
     lock = Path(folder) / LOCK_FILE
-    host = socket.gethostname()
-    # Written in full under a private name, then hard-linked into place (fails if the lock
-    # exists): a reader never sees an empty lock and mistakes it for a stale one.
-    mine = lock.with_name(f"{LOCK_FILE}.{os.getpid()}")
-    mine.write_text(f"{os.getpid()} {host} {time.time():.0f}\n")
-    try:
-        for _attempt in range(2):
-            try:
-                os.link(mine, lock)
-            except FileExistsError:
-                try:
-                    pid_text, lock_host = (lock.read_text().split() + ["", ""])[:2]
-                    pid = int(pid_text)
-                except (OSError, ValueError):
-                    pid, lock_host = -1, host
-                if lock_host == host and (pid <= 0 or not _process_alive(pid)):
-                    lock.unlink(missing_ok=True)  # stale: its process is gone
-                    continue
-                raise RunBusyError(f"run {run_id} is being trained by process {pid} on {lock_host} "
-                                   f"(lock file {lock}); wait for it, or delete the lock if that "
-                                   "process is gone") from None
-            break
-        else:
-            raise RunBusyError(f"run {run_id}: could not take the lock {lock}")
-    finally:
-        mine.unlink(missing_ok=True)
-    try:
-        yield lock
-    finally:
-        lock.unlink(missing_ok=True)
+    return hold_lock(lock, busy=lambda pid, host: (
+        f"run {run_id} is being trained by process {pid} on {host} (lock file {lock}); wait for it, "
+        "or delete the lock if that process is gone"), error=RunBusyError)
 
 
 def _train_and_evaluate(cfg, folder, progress, model, criterion, data, test_refs, max_batches,

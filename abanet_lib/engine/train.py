@@ -1,8 +1,10 @@
 """Training loop: seeded, resumable, guarded against NaN, with per-epoch history.
 
-One call, :func:`train`, trains the model of a :class:`~abanet_lib.core.config.RunConfig`:
+One call, :func:`train`, trains the model of a :class:`~abanet_lib.core.config.RunConfig`
+(its pieces come from :mod:`abanet_lib.engine.assembly`, its checkpoints are
+:mod:`abanet_lib.engine.checkpoints`):
 
-* data: :func:`build_split` (identity-disjoint split of ``cfg.eval_dataset`` plus any extra
+* data: :func:`~abanet_lib.engine.assembly.build_split` (identity-disjoint split of ``cfg.eval_dataset`` plus any extra
   training sets), arrays prepared once (uint8 cache), a seeded ``DataLoader``;
 * loss: only ever ``model.training_loss(images, masks, criterion)``, so deep supervision and
   special protocols (Mask R-CNN) live in the model, never here;
@@ -32,53 +34,36 @@ One call, :func:`train`, trains the model of a :class:`~abanet_lib.core.config.R
 """
 from __future__ import annotations
 
-import contextlib
-
 import math
 import os
-import random
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 from tqdm.auto import tqdm
 
-from abanet_lib.core import paths
 from abanet_lib.core.config import RunConfig
 from abanet_lib.core.devices import (Precision, configure_backends, resolve_device, resolve_precision,
-                                synchronize, to_memory_format)
+                                     synchronize, to_memory_format)
+from abanet_lib.engine.assembly import (TrainingData, build_criterion, build_model, build_optimizer,
+                                        build_scheduler, build_training_data, seed_everything)
+from abanet_lib.engine.checkpoints import (LoopState, NonFiniteLossError, checkpoint_paths, last_good_checkpoint,
+                                           listed_names, load_last_checkpoint, nonfinite_tensors, rng_state,
+                                           set_rng_state, write_epoch_outputs)
+from abanet_lib.models.base import main_output
 
-OPTIMIZERS = ("adam", "adamax", "rmsprop", "sgd")
-SCHEDULES = ("none", "cosine", "step")
-CHECKPOINT_FORMAT = 1
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training or validation loss, or a weight/buffer, became NaN or inf; the message names
-    the epoch (and batch or tensor) and the last finite checkpoint, if one exists."""
-
-
-@dataclass
-class TrainingData:
-    """What the trainer consumes.
-
-    Attributes:
-        train: dataset of ``(image float32 (3,S,S), mask float32 (1,S,S))`` with augmentation.
-        val: same without augmentation, or ``None`` (then the last epoch counts as best).
-    """
-
-    train: Dataset
-    val: Dataset | None = None
-
+# Transition only: app/predict.py, paper/figures.py and cli.py still import these two from here;
+# their homes are engine.checkpoints and engine.assembly (remove once those callers switch).
+from abanet_lib.engine.assembly import build_split  # noqa: E402,F401  isort: skip
+from abanet_lib.engine.checkpoints import checkpoint_dir  # noqa: E402,F401  isort: skip
 
 @dataclass
 class EpochInfo:
@@ -126,194 +111,9 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------------------------------
-# Building blocks
-# ---------------------------------------------------------------------------------------
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) RNGs."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-#: Run ids whose checkpoints currently go to the staging folder (a retrain in progress): the
-#: finished record's ``best.pt`` stays untouched until the new record replaces it.
-_STAGED_RUNS: set[str] = set()
-
-
-def checkpoint_dir(cfg: RunConfig, staged: bool | None = None) -> Path:
-    """``cache_dir()/checkpoints/<run_id>/`` (git-ignored); ``<run_id>.staging/`` while the run
-    is being (re)trained into a staging folder (see :func:`staged_checkpoints`).
-
-    Args:
-        staged: force the staging (True) or final (False) folder; None = as currently staged.
-    """
-    staged = cfg.run_id in _STAGED_RUNS if staged is None else staged
-    return paths.cache_dir() / "checkpoints" / (cfg.run_id + (".staging" if staged else ""))
-
-
-@contextlib.contextmanager
-def staged_checkpoints(cfg: RunConfig):
-    """Within the block, every checkpoint of ``cfg`` is read and written in the staging folder."""
-    _STAGED_RUNS.add(cfg.run_id)
-    try:
-        yield checkpoint_dir(cfg)
-    finally:
-        _STAGED_RUNS.discard(cfg.run_id)
-
-
-def build_model(cfg: RunConfig, split: RunSplit | None = None) -> nn.Module:
-    """The model named by ``cfg`` (seed the RNGs first for reproducible weights).
-
-    ``pretrained`` is passed only when True, so factories without that option still build
-    at the offline scales. A model that fits on training data (``needs_fit``, e.g. GrabCut's
-    rectangle) is fitted on ``split.train``; ``split`` defaults to :func:`build_split` of ``cfg``.
-    """
-    from abanet_lib.models import create_model
-
-    kwargs = cfg.model_kwargs_dict
-    if cfg.pretrained and "pretrained" not in kwargs:
-        kwargs["pretrained"] = True
-    model = create_model(cfg.model, **kwargs)
-    if getattr(model, "needs_fit", False):  # e.g. GrabCut's rectangle: fitted on this run's training masks
-        split = split if split is not None else build_split(cfg)
-        model.fit_to_training_masks(ref.load().mask for ref in split.train)
-    return model
-
-
-def build_criterion(cfg: RunConfig) -> Callable:
-    """The loss of ``cfg`` (:func:`abanet_lib.engine.losses.build_loss`)."""
-    from abanet_lib.engine.losses import build_loss
-
-    return build_loss(cfg)
-
-
-@dataclass
-class RunSplit:
-    """Sample references of one run: ``train`` (after the cap), ``val``, ``test``."""
-
-    train: list
-    val: list
-    test: list
-
-
-def build_split(cfg: RunConfig) -> RunSplit:
-    """Split ``cfg.eval_dataset`` and add extra training sets.
-
-    The test and validation parts always come from ``cfg.eval_dataset`` (scheme
-    ``cfg.split``, fold ``cfg.fold``, seed ``cfg.seed``). Training uses that data set's
-    training part when it is listed in ``cfg.train_datasets``, plus every sample of the other
-    listed data sets outside their own "testing" subset (a seeded subset of
-    ``cfg.extra_train_images`` of those when set). ``cfg.max_train_images`` keeps a
-    seeded random subset of the training references; ``cfg.max_eval_images`` caps the
-    validation and test parts the same way (smoke scale).
-    """
-    from abanet_lib.data import list_samples, split_samples
-
-    refs = list_samples(cfg.eval_dataset)
-    split = split_samples(refs, scheme=cfg.split, n_folds=cfg.n_folds, fold=cfg.fold,
-                          seed=cfg.seed, val_fraction=cfg.val_fraction)
-    train = list(split.train) if cfg.eval_dataset in cfg.train_datasets else []
-    extra = []
-    for name in cfg.train_datasets:
-        if name != cfg.eval_dataset:
-            extra += [r for r in list_samples(name) if getattr(r, "subset", "") != "testing"]
-    train += seeded_subset(extra, cfg.extra_train_images, cfg.seed)
-    if not train:
-        raise ValueError(f"run {cfg.run_id}: no training images (train_datasets={cfg.train_datasets}, "
-                         f"eval_dataset={cfg.eval_dataset!r})")
-    return RunSplit(train=seeded_subset(train, cfg.max_train_images, cfg.seed),
-                    val=seeded_subset(list(split.val), cfg.max_eval_images, cfg.seed),
-                    test=seeded_subset(list(split.test), cfg.max_eval_images, cfg.seed))
-
-
-def seeded_subset(refs: list, cap: int | None, seed: int) -> list:
-    """A seeded random subset of at most ``cap`` references, in their original order."""
-    if cap is None or len(refs) <= cap:
-        return refs
-    keep = np.random.default_rng(seed).permutation(len(refs))[:cap]
-    return [refs[i] for i in sorted(keep)]
-
-
-def build_training_data(cfg: RunConfig, split: RunSplit | None = None) -> TrainingData:
-    """Prepared uint8 arrays (cached on disk) wrapped as train/val datasets."""
-    from abanet_lib.data import SegmentationDataset, prepare_arrays
-
-    split = split or build_split(cfg)
-    train_arrays = prepare_arrays(split.train, cfg.image_size)
-    train_ds = SegmentationDataset(train_arrays, augment=cfg.augment, seed=cfg.seed)
-    val_ds = None
-    if split.val:
-        val_ds = SegmentationDataset(prepare_arrays(split.val, cfg.image_size), augment=False, seed=cfg.seed)
-    return TrainingData(train=train_ds, val=val_ds)
-
-
-def build_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
-    """Adam, Adamax, RMSprop or SGD (Table 8) with ``cfg.lr``/``weight_decay``/``momentum``."""
-    name = cfg.optimizer.lower()
-    if not (math.isfinite(cfg.lr) and cfg.lr >= 0):  # 0 freezes the weights (tests use it)
-        raise ValueError(f"run {cfg.run_id}: lr={cfg.lr}; expected a finite learning rate >= 0")
-    if not (math.isfinite(cfg.weight_decay) and cfg.weight_decay >= 0):
-        raise ValueError(f"run {cfg.run_id}: weight_decay={cfg.weight_decay}; expected a finite value >= 0")
-    common = dict(lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, **common)
-    if name == "adamax":
-        return torch.optim.Adamax(params, **common)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, momentum=cfg.momentum, **common)
-    if name == "sgd":
-        return torch.optim.SGD(params, momentum=cfg.momentum, **common)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; expected one of {OPTIMIZERS}")
-
-
-def build_scheduler(cfg: RunConfig, optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """Per-epoch schedule: none, cosine (to 0 over ``epochs``), step (x0.1 every third)."""
-    if cfg.schedule == "none":
-        return None
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.epochs))
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, cfg.epochs // 3), gamma=0.1)
-    raise ValueError(f"unknown schedule {cfg.schedule!r}; expected one of {SCHEDULES}")
-
-
 def _seed_worker(worker_id: int) -> None:
     # DataLoader seeds torch and random per worker but not numpy; augmentations may use it.
     np.random.seed(torch.initial_seed() % 2**32)
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it over ``path``.
-
-    Readers never see a half-written file; a crash leaves the old file (or none) in place.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        write(tmp)
-    except (OSError, RuntimeError) as err:
-        tmp.unlink(missing_ok=True)  # a partial file only eats the space that is short
-        free = shutil.disk_usage(path.parent).free
-        # torch.save reports a full disk as "unexpected pos ..." (a RuntimeError), PIL as a bare OSError
-        raise OSError(f"could not write {path}: {err} ({free / 2**30:.2f} GiB free on that disk; "
-                      f"an ABANet run needs about 1.5 GiB for its checkpoints while it trains)") from err
-    os.replace(tmp, path)
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` written atomically (see :func:`atomic_write`)."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
-
-
-def atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    """A data frame as CSV without index, written atomically."""
-    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """A text file written atomically."""
-    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _show_progress(progress: bool) -> bool:
@@ -337,8 +137,6 @@ def batch_iou(prob: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -
 def validate(model: nn.Module, loader: DataLoader, criterion: Callable | None, device: torch.device,
              precision: Precision, channels_last: bool) -> tuple[float, float]:
     """Mean per-image IoU at 0.5 and mean main-output loss on ``loader`` (eval mode)."""
-    from abanet_lib.models.base import main_output
-
     model.eval()
     ious, losses, weights = [], [], []
     for images, masks in loader:
@@ -356,110 +154,12 @@ def validate(model: nn.Module, loader: DataLoader, criterion: Callable | None, d
     return iou, loss
 
 
-def rng_state(loader_gen: torch.Generator, include_cuda: bool = True) -> dict:
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
-        "loader": loader_gen.get_state(),
-    }
-    if include_cuda and torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict, loader_gen: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    loader_gen.set_state(state["loader"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def _components(criterion: Callable) -> dict | None:
     """Per-component losses of the last call, if the criterion records them."""
     comps = getattr(criterion, "last_components", None)
     if not comps:
         return None
     return {k: float(v) for k, v in comps.items()}
-
-
-# ---------------------------------------------------------------------------------------
-# Pieces of the epoch loop
-# ---------------------------------------------------------------------------------------
-@dataclass
-class LoopState:
-    """Resumable bookkeeping of the epoch loop (stored in ``last.pt``).
-
-    Attributes:
-        history: one row per finished epoch (see :func:`epoch_row`).
-        best_score: best validation IoU so far (the epoch number without validation data).
-        best_epoch: 1-based epoch of ``best_score`` (0 before the first epoch).
-        stale: epochs since the last improvement (early stopping counter).
-        start_epoch: last finished epoch when the loop (re)started.
-        stopped_early: early stopping has ended the run.
-    """
-
-    history: list = field(default_factory=list)
-    best_score: float = -math.inf
-    best_epoch: int = 0
-    stale: int = 0
-    start_epoch: int = 0
-    stopped_early: bool = False
-
-    def record(self, row: dict, cfg: RunConfig) -> bool:
-        """Append an epoch's row and update best epoch and early stopping.
-
-        Returns:
-            True when the epoch improved on the best score (its weights become ``best.pt``).
-        """
-        self.history.append(row)
-        epoch, val_iou = row["epoch"], row["val_iou"]
-        score = val_iou if not math.isnan(val_iou) else float(epoch)  # no val data: last is best
-        improved = score > self.best_score
-        if improved:
-            self.best_score, self.best_epoch, self.stale = score, epoch, 0
-        else:
-            self.stale += 1
-        self.stopped_early = cfg.early_stopping is not None and self.stale >= cfg.early_stopping
-        return improved
-
-
-def checkpoint_paths(cfg: RunConfig) -> tuple[Path, Path]:
-    """``(last.pt, best.pt)`` in :func:`checkpoint_dir`."""
-    ckpt_dir = checkpoint_dir(cfg)
-    return ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-
-
-def load_last_checkpoint(cfg: RunConfig, last_path: Path, device: torch.device, model: nn.Module,
-                         optimizer: torch.optim.Optimizer, scheduler) -> tuple[LoopState, dict]:
-    """Restore model, optimizer and scheduler from ``last_path``.
-
-    Returns:
-        The loop bookkeeping and the raw checkpoint (for scaler and RNG states, which the
-        callers restore as they need).
-
-    Raises:
-        RuntimeError: the checkpoint was written for another configuration.
-    """
-    state = torch.load(last_path, map_location=device, weights_only=False)
-    if state.get("config") != cfg.canonical_json():
-        raise RuntimeError(f"checkpoint {last_path} belongs to another configuration; "
-                           f"delete it or train with resume=False")
-    model.load_state_dict(state["model"])
-    bad = nonfinite_tensors(model)
-    if bad:  # written before the state guard existed
-        raise NonFiniteLossError(f"run {cfg.run_id}: checkpoint {last_path} (epoch {state.get('epoch')}) holds "
-                                 f"non-finite values in {_listed(bad)}; it cannot be resumed: delete it "
-                                 "or retrain with --force")
-    optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state.get("scheduler") is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    loop = LoopState(history=list(state["history"]), best_score=state["best_score"],
-                     best_epoch=state["best_epoch"], stale=state["stale"], start_epoch=state["epoch"],
-                     stopped_early=state.get("stopped_early", False))
-    return loop, state
 
 
 def build_val_loader(data: TrainingData, cfg: RunConfig, num_workers: int = 0,
@@ -500,29 +200,6 @@ def epoch_row(epoch: int, train_loss: float, components: dict, val_loss: float, 
     return row
 
 
-def write_epoch_outputs(cfg: RunConfig, run_dir: Path, epoch: int, val_iou: float, improved: bool,
-                        model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, scaler,
-                        rng: dict, loop: LoopState, extra: dict | None = None) -> None:
-    """Write ``best.pt`` (when ``improved``), ``last.pt`` and ``run_dir/history.csv`` atomically.
-
-    ``extra`` adds entries to ``last.pt`` (the distributed run records its world size).
-    """
-    last_path, best_path = checkpoint_paths(cfg)
-    if improved:
-        atomic_save({"format": CHECKPOINT_FORMAT, "run_id": cfg.run_id, "epoch": epoch,
-                     "val_iou": val_iou, "model": model.state_dict()}, best_path)
-    atomic_save({
-        "format": CHECKPOINT_FORMAT, "run_id": cfg.run_id, "config": cfg.canonical_json(),
-        "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-        "rng": rng, "best_score": loop.best_score, "best_epoch": loop.best_epoch,
-        "stale": loop.stale, "stopped_early": loop.stopped_early, "history": loop.history,
-        **(extra or {}),
-    }, last_path)
-    atomic_csv(pd.DataFrame(loop.history), run_dir / "history.csv")
-
-
 def print_epoch(cfg: RunConfig, row: dict, note: str = "") -> None:
     """The one-line epoch summary (``note`` is appended inside the parentheses)."""
     print(f"[{cfg.run_id}] epoch {row['epoch']}/{cfg.epochs} loss {row['train_loss']:.4f} "
@@ -552,9 +229,6 @@ def finish_training(cfg: RunConfig, model: nn.Module, loop: LoopState, device: t
     )
 
 
-# ---------------------------------------------------------------------------------------
-# Processes: one, or several under torchrun (DistributedDataParallel)
-# ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ProcessGroup:
     """This process's place in the training run.
@@ -650,9 +324,6 @@ class TrainingLoss(nn.Module):
         return self.model.training_loss(images, masks, self.criterion)
 
 
-# ---------------------------------------------------------------------------------------
-# The loop
-# ---------------------------------------------------------------------------------------
 def train(
     cfg: RunConfig,
     run_dir: Path | str,
@@ -873,34 +544,6 @@ def _check_finite(pending: list[tuple[int, torch.Tensor]], epoch: int, cfg: RunC
             f"(try a lower lr={cfg.lr}, grad_clip, or precision='fp32')")
 
 
-def nonfinite_tensors(model: nn.Module) -> list[str]:
-    """Names of the model's floating-point parameters and buffers holding NaN or inf."""
-    bad = []
-    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            bad.append(name)
-    return bad
-
-
-def _listed(names: list[str], limit: int = 3) -> str:
-    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def last_good_checkpoint(cfg: RunConfig, epoch: int) -> str:
-    """The sentence naming the last finite checkpoint; only a file that exists is named.
-
-    Checkpoints are written after an epoch passed :func:`guard_finite_epoch`, so ``last.pt``
-    (when present) holds epoch ``epoch - 1`` and only finite values.
-    """
-    last, best = checkpoint_paths(cfg)
-    if last.is_file():
-        return (f"The last good checkpoint is {last} (after epoch {epoch - 1}; training again resumes "
-                "from it)" + (f"; best so far: {best}" if best.is_file() else "") + ".")
-    if best.is_file():
-        return f"No resume state was kept; the best finite weights so far are in {best}."
-    return "No checkpoint was written (this happened before the first epoch ended)."
-
-
 def guard_finite_epoch(cfg: RunConfig, model: nn.Module, epoch: int, val_loss: float | None) -> None:
     """Refuse an epoch whose validation loss (when validated) or weights/buffers are not finite.
 
@@ -913,7 +556,7 @@ def guard_finite_epoch(cfg: RunConfig, model: nn.Module, epoch: int, val_loss: f
     hint = f"(try a lower lr={cfg.lr}, grad_clip, or precision='fp32')"
     bad = nonfinite_tensors(model)
     if bad:
-        raise NonFiniteLossError(f"run {cfg.run_id}: non-finite values in {_listed(bad)} after epoch {epoch} "
+        raise NonFiniteLossError(f"run {cfg.run_id}: non-finite values in {listed_names(bad)} after epoch {epoch} "
                                  f"(the training loss stayed finite); training stopped. "
                                  f"{last_good_checkpoint(cfg, epoch)} {hint}")
     if val_loss is not None and not math.isfinite(val_loss):
