@@ -2,7 +2,7 @@
 
 The batch-runner test runs the real command line (planning from ``experiments``, spawned
 worker processes, lock files, budget, archive, summary) with a fast stand-in for
-``registry.run_or_load`` (:func:`fake_run_or_load` below), because one real ABANet run takes
+``runs.run_or_load`` (:func:`fake_run_or_load` below), because one real ABANet run takes
 minutes on the shared 2-core machine. The real trainer is exercised by
 ``ABANET_TEST_REAL_BATCH=1`` (:func:`test_batch_runner_real_smoke_runs`) and by
 ``SKIP_INSTALL=1 SCALE=smoke scripts/gpu_run.sh``.

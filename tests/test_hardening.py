@@ -504,13 +504,12 @@ def _options(parser: argparse.ArgumentParser, command: str) -> list[str]:
 
 
 def test_every_cli_option_out_of_range_is_one_line_naming_it(tmp_results, capsys, monkeypatch):
-    from abanet_lib.engine import registry
-    from abanet_lib.paper import reproduce
+    from abanet_lib.paper import reproduce, runs
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("reached the work with a bad option")
 
-    monkeypatch.setattr(registry, "run_or_load", must_not_run)
+    monkeypatch.setattr(runs, "run_or_load", must_not_run)
     monkeypatch.setattr(reproduce, "reproduce", must_not_run)
     parser = cli.build_parser()
     for command, bad in BAD_VALUES.items():
@@ -555,10 +554,11 @@ def test_cli_choices_equal_the_library_lists():
 # ---------------------------------------------------------------------------------------
 def test_train_on_a_finished_record_says_what_it_loaded(tmp_results, capsys, monkeypatch):
     from abanet_lib.engine import registry
+    from abanet_lib.paper import runs
 
     cfg = _smoke_cfg(max_train_images=8, seed=3)
     _fake_record(cfg)
-    monkeypatch.setattr(registry, "run_or_load", lambda *a, **k: pytest.fail("train retrained a finished run"))
+    monkeypatch.setattr(runs, "run_or_load", lambda *a, **k: pytest.fail("train retrained a finished run"))
     argv = ["train", "--scale", "smoke", "--model", "unet_plain", "--model-kwargs", '{"base_channels": 4}',
             "--max-train-images", "8", "--seed", "3", "--device", "cpu"]
     code, out, _ = _main(capsys, argv)

@@ -16,7 +16,7 @@ What ``run`` does:
 2. drops runs already complete in the registry, prepares the data cache once;
 3. starts ``--workers`` processes; each walks the list, takes a run by creating its lock file
    (``O_EXCL``: two workers never take the same run), runs it through
-   :func:`abanet_lib.engine.registry.run_or_load`, and records the outcome; a run whose estimated
+   :func:`abanet_lib.paper.runs.run_or_load`, and records the outcome; a run whose estimated
    duration (from finished runs of the same model and size) no longer fits the budget is
    not started; at the budget's end workers still busy are stopped;
 4. writes ``OUT/runs.tar.gz`` (every run folder completed in this session, paths relative to
@@ -54,7 +54,7 @@ MAIN_MODELS = ("abanet", "basnet")
 METRICS_FILE = "metrics.json"
 ARCHIVE_NAME = "runs.tar.gz"
 #: What a worker calls with each config (tests substitute a fast stand-in).
-DEFAULT_RUNNER = "abanet_lib.engine.registry:run_or_load"
+DEFAULT_RUNNER = "abanet_lib.paper.runs:run_or_load"
 
 # Priority tiers (lower runs first).
 TIER_MAIN, TIER_ABLATION, TIER_COMPARISON, TIER_TRIALS, TIER_OTHER_FOLDS = range(5)
