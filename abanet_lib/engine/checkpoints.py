@@ -65,6 +65,12 @@ def checkpoint_paths(cfg: RunConfig) -> tuple[Path, Path]:
     return ckpt_dir / "last.pt", ckpt_dir / "best.pt"
 
 
+def load_weights(model: nn.Module, path: Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Load the ``"model"`` weights of a checkpoint (``best.pt`` or ``last.pt``) into ``model``."""
+    model.load_state_dict(torch.load(path, map_location=device, weights_only=False)["model"])
+    return model
+
+
 def rng_state(loader_gen: torch.Generator, include_cuda: bool = True) -> dict:
     state = {
         "torch": torch.get_rng_state(),

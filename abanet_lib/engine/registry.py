@@ -40,7 +40,7 @@ from abanet_lib.core.devices import resolve_device
 from abanet_lib.core.io import LockBusyError, atomic_write_text, hold_lock
 from abanet_lib.data.fingerprint import data_fingerprint, fingerprint_differences
 from abanet_lib.engine.assembly import build_model, build_split, seed_everything
-from abanet_lib.engine.checkpoints import checkpoint_dir, checkpoint_paths, staged_checkpoints
+from abanet_lib.engine.checkpoints import checkpoint_dir, checkpoint_paths, load_weights, staged_checkpoints
 
 METRICS_FILE = "metrics.json"
 KEEP_RESUME_STATE_ENV = "ABANET_KEEP_RESUME_STATE"
@@ -561,8 +561,7 @@ def load_model(run: Run | str, device: str | torch.device = "cpu", strict: bool 
     candidates = [checkpoint_dir(run.config) / "best.pt", run.metrics.get("checkpoint")]
     ckpt = next((Path(c) for c in candidates if c and Path(c).is_file()), run.metrics.get("checkpoint"))
     if ckpt and Path(ckpt).is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
+        load_weights(model, ckpt)
     elif getattr(model, "trainable", True):
         msg = (f"run {run.run_id}: best checkpoint {ckpt} not found (checkpoints live in the "
                f"cache, not in git); retrain with run_or_load(cfg, force=True)")

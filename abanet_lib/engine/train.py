@@ -28,9 +28,9 @@ One call, :func:`train`, trains the model of a :class:`~abanet_lib.core.config.R
   runs keep per-process BN statistics and match a 1-process run exactly only for BN-free
   models. Rank 0 writes ``history.csv`` and the checkpoints (a DDP run resumes from them, and
   so does a 1-process run). The command line that trains, evaluates and records a run this way
-  is :mod:`abanet_lib.engine.registry`::
+  is :mod:`abanet_lib.paper.runs`::
 
-      torchrun --nproc_per_node 2 -m abanet_lib.engine.registry --scale smoke [--model NAME] [--set key=value ...]
+      torchrun --nproc_per_node 2 -m abanet_lib.paper.runs --scale smoke [--model NAME] [--set key=value ...]
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ from abanet_lib.core.devices import (Precision, configure_backends, resolve_devi
 from abanet_lib.engine.assembly import (TrainingData, build_criterion, build_model, build_optimizer,
                                         build_scheduler, build_training_data, seed_everything)
 from abanet_lib.engine.checkpoints import (LoopState, NonFiniteLossError, checkpoint_paths, last_good_checkpoint,
-                                           listed_names, load_last_checkpoint, nonfinite_tensors, rng_state,
+                                           listed_names, load_last_checkpoint, load_weights, nonfinite_tensors, rng_state,
                                            set_rng_state, write_epoch_outputs)
 from abanet_lib.models.base import main_output
 
@@ -212,7 +212,7 @@ def finish_training(cfg: RunConfig, model: nn.Module, loop: LoopState, device: t
     """Load ``best.pt`` into ``model`` (eval mode) and summarise the run as a :class:`TrainResult`."""
     last_path, best_path = checkpoint_paths(cfg)
     if best_path.is_file():
-        model.load_state_dict(torch.load(best_path, map_location=device, weights_only=False)["model"])
+        load_weights(model, best_path, device)
     model.eval()
     history = loop.history
     best_val = (loop.best_score if loop.best_epoch and history
