@@ -300,127 +300,25 @@ def _optional_module(name: str):
 # ---------------------------------------------------------------------------------------
 # Run records: read, check, describe
 # ---------------------------------------------------------------------------------------
-def _json_problem(path: Path, expect: type = dict) -> str | None:
-    """Why ``path`` is not a JSON ``expect`` (None when it is)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return f"{path}: missing"
-    except (OSError, UnicodeDecodeError) as err:
-        return f"{path}: unreadable ({type(err).__name__}: {err})"
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        return f"{path}: not valid JSON ({err})" + (" (the file is empty)" if not text.strip() else "")
-    if not isinstance(value, expect):
-        return f"{path}: holds a JSON {type(value).__name__}; expected an object"
-    return None
-
-
 def run_folder_problem(folder: Path) -> str | None:
-    """What is wrong with a finished run's folder, naming the file (None when it reads fine).
+    """:func:`abanet_lib.engine.registry.run_folder_problem` (kept for existing callers)."""
+    from abanet_lib.engine import registry  # local import: --help and parsing need no torch
 
-    Checks ``config.json`` (JSON object, a valid RunConfig whose run id is the folder's name),
-    ``metrics.json`` (JSON object with a ``test`` object) and the CSV files.
-    """
-    import pandas as pd
-
-    folder = Path(folder)
-    config_path, metrics_path = folder / "config.json", folder / "metrics.json"
-    problem = _json_problem(config_path)
-    if problem:
-        return problem
-    try:
-        cfg = RunConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-    except (TypeError, ValueError) as err:
-        return f"{config_path}: not a run configuration ({err})"
-    if cfg.run_id != folder.name:
-        return (f"{config_path}: describes run {cfg.run_id}, not {folder.name} (the file was edited or "
-                "copied from another run)")
-    problem = _json_problem(metrics_path)
-    if problem:
-        return problem
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    if not isinstance(metrics.get("test", {}), dict):
-        return f"{metrics_path}: 'test' is a {type(metrics['test']).__name__}; expected an object of metrics"
-    for name in ("history.csv", "per_image.csv"):
-        path = folder / name
-        if path.is_file() and path.stat().st_size:
-            try:
-                pd.read_csv(path)
-            except (ValueError, OSError, UnicodeDecodeError) as err:  # pandas parser errors are ValueErrors
-                return f"{path}: unreadable CSV ({type(err).__name__}: {' '.join(str(err).split())})"
-    return None
-
-
-_DAMAGED_HINT = "the run record is damaged: restore it (git checkout -- <file>) or retrain with --force"
+    return registry.run_folder_problem(folder)
 
 
 def load_run_record(run_id: str):
-    """:func:`abanet_lib.engine.registry.load_run` with damaged records named by their file.
+    """:func:`abanet_lib.engine.registry.load_run_record` (kept for existing callers)."""
+    from abanet_lib.engine import registry  # local import: --help and parsing need no torch
 
-    Raises:
-        FileNotFoundError: no finished run ``run_id``.
-        RunRecordError (``registry.RunRecordError`` when defined, a ValueError): a damaged
-            ``config.json``/``metrics.json``/CSV (the message names the file).
-    """
-    from abanet_lib.engine import registry
-
-    from abanet_lib.engine.registry import RunRecordError as error
-    folder = registry.run_dir(run_id)
-    try:
-        run = registry.load_run(run_id)
-    except FileNotFoundError:
-        raise
-    except error:
-        raise
-    except Exception as err:  # JSON, RunConfig, CSV errors that do not name the file
-        problem = run_folder_problem(folder)
-        if problem is None:
-            raise
-        raise error(f"run {run_id}: {problem}; {_DAMAGED_HINT}") from err
-    if run.config.run_id != Path(run.path).name:
-        raise error(f"run {run_id}: {Path(run.path) / 'config.json'}: describes run {run.config.run_id}, not "
-                    f"{Path(run.path).name} (the file was edited or copied from another run); {_DAMAGED_HINT}")
-    if not isinstance(run.metrics.get("test", {}), dict):
-        raise error(f"run {run_id}: {Path(run.path) / 'metrics.json'}: 'test' is not an object of metrics; "
-                    f"{_DAMAGED_HINT}")
-    return run
+    return registry.load_run_record(run_id)
 
 
 def scan_runs(model: str | None = None, scale: str | None = None) -> tuple[list, list[str], list[str]]:
-    """Every finished run of ``runs_dir()`` matching the filters, without stopping at a damaged one.
+    """:func:`abanet_lib.engine.registry.scan_runs` (kept for existing callers)."""
+    from abanet_lib.engine import registry  # local import: --help and parsing need no torch
 
-    Returns:
-        ``(runs, damaged, unfinished)``: the readable runs (sorted by id), one message per
-        damaged record (naming its file), and the ids of folders without ``metrics.json``.
-    """
-    from abanet_lib.core import paths
-
-    roots = paths.all_runs_dirs()
-    folders, seen = [], set()
-    for root in roots:  # the committed runs first; an id found twice is the first one
-        if root.is_dir():
-            for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                if folder.name not in seen:
-                    seen.add(folder.name)
-                    folders.append(folder)
-    runs, damaged, unfinished = [], [], []
-    for folder in sorted(folders, key=lambda f: f.name):
-        if not (folder / "metrics.json").is_file():
-            unfinished.append(folder.name)
-            continue
-        try:
-            run = load_run_record(folder.name)
-        except (ValueError, OSError) as err:
-            damaged.append(str(err))
-            continue
-        if model is not None and run.config.model != model:
-            continue
-        if scale is not None and run.config.scale != scale:
-            continue
-        runs.append(run)
-    return runs, damaged, unfinished
+    return registry.scan_runs(model, scale)
 
 
 def _cli_value(value: Any) -> str:
@@ -519,7 +417,7 @@ def describe_finished_run(run) -> str:
     command = retrain_command(cfg)
     if command is None:
         lines.append("  retrain: not expressible on the command line (scale or options outside its "
-                     f"choices); in Python: registry.run_or_load(registry.load_run({run.run_id!r}).config, "
+                     f"choices); in Python: runs.run_or_load(registry.load_run({run.run_id!r}).config, "
                      "force=True)")
     else:
         lines.append(f"  retrain: {command}")
@@ -542,19 +440,20 @@ def describe_finished_run(run) -> str:
 # ---------------------------------------------------------------------------------------
 def _raised_while_building_model(err: BaseException) -> bool:
     names = {(Path(f.filename).name, f.name) for f in raised_at(err)}
-    return ("train.py", "build_model") in names or ("__init__.py", "create_model") in names
+    return ("assembly.py", "build_model") in names or ("__init__.py", "create_model") in names
 
 
 def _cmd_train(args) -> int:
     from abanet_lib.engine import registry
+    from abanet_lib.paper import runs
 
     cfg = config_from_args(args)
     if not args.force and registry.is_complete(cfg):
         print(describe_finished_run(load_run_record(cfg.run_id)))
         return 0
-    try:  # a failure leaves no half-made run folder: registry.run_or_load trains in a staging folder
-        run = registry.run_or_load(cfg, force=args.force, progress=not args.no_progress,
-                                   max_batches=args.max_batches)
+    try:  # a failure leaves no half-made run folder: runs.run_or_load trains in a staging folder
+        run = runs.run_or_load(cfg, force=args.force, progress=not args.no_progress,
+                               max_batches=args.max_batches)
     except Exception as err:
         if _raised_while_building_model(err) and not any(  # data errors name their file already
                 c.__name__ in ("DataError", "RunBusyError") for c in type(err).__mro__):

@@ -110,7 +110,7 @@ def predict(image: np.ndarray, rect_fraction, size: int | None, iterations: int,
 def load_training_samples(fold: int, limit: int | None = None):
     """Training crops of the reduced protocol's fold (``build_split(cfg).train``), and the split sizes."""
     from abanet_lib.core.config import get_scale
-    from abanet_lib.engine.train import build_split
+    from abanet_lib.engine.assembly import build_split
 
     cfg = get_scale("reduced").base_config(fold=fold)
     split = build_split(cfg)
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     L.append(f"* Date: {now}; wall time {elapsed / 60:.1f} min")
     L.append(f"* Machine: {_machine()}; shared with a background training job (timings are indicative only)")
     L.append(f"* Data: `{cfg.eval_dataset}`, reduced scale, split `{cfg.split}` fold {cfg.fold} (seed {cfg.seed}) "
-             f"as `abanet_lib.engine.train.build_split` builds it: train {counts['train']}, val {counts['val']}, "
+             f"as `abanet_lib.engine.assembly.build_split` builds it: train {counts['train']}, val {counts['val']}, "
              f"test {counts['test']} crops. **Only the {len(samples)} training crops are used**; "
              f"native size(s) {', '.join(f'{w}x{h}' for h, w in shapes)}; {n_empty} empty masks; "
              f"mask coverage {coverage.mean():.3f} of the crop on average.")

@@ -32,7 +32,8 @@ import torch
 from abanet_lib.paper import artifacts
 from abanet_lib.core import paths
 from abanet_lib.engine import registry
-from abanet_lib.engine.train import atomic_write_text, build_model, seed_everything
+from abanet_lib.core.io import atomic_write_text
+from abanet_lib.engine.assembly import build_model, seed_everything
 
 GPU_COMMIT = "c67379fd8a421fa28270797d9f2a3941f0df68e9"
 GPU_COMMIT_SOURCE = (

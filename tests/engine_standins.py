@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from abanet_lib.core.config import RunConfig
 from abanet_lib.models.base import SegmentationModel
-from abanet_lib.engine.train import TrainingData
+from abanet_lib.engine.assembly import TrainingData
 
 
 class TinyNet(SegmentationModel):

@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo) with DDP match one process of the engine with the same global batch."""
+"""Two CPU processes (gloo) with DDP (``train(distributed=True)``) match one process of the same loop
+with the same global batch."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 from abanet_lib.core.config import RunConfig
-from abanet_lib.engine.distributed import rank_share
+from abanet_lib.engine.train import rank_share
 
 #: fp32, no augmentation, fixed seed: DDP averages per-process gradients, which only changes the
 #: floating-point summation order. SGD keeps that rounding at float32 level (measured ~1e-7);
@@ -34,7 +35,7 @@ def _tiny_model():
 
 def _data():
     from abanet_lib.data.torch_data import PreparedArrays, SegmentationDataset
-    from abanet_lib.engine.train import TrainingData
+    from abanet_lib.engine.assembly import TrainingData
 
     rng = np.random.default_rng(0)
     n = 14
@@ -60,10 +61,10 @@ def _worker(rank: int, world_size: int, port: int, cache: str, out: str) -> None
     torch.set_num_threads(1)
     import torch.distributed as dist
 
-    from abanet_lib.engine.distributed import train_distributed
+    from abanet_lib.engine.train import train
 
-    result = train_distributed(_cfg(), os.path.join(cache, "run"), model=_tiny_model(), data=_data(),
-                               backend="gloo", progress=False, resume=False)
+    result = train(_cfg(), os.path.join(cache, "run"), model=_tiny_model(), data=_data(), distributed=True,
+                   backend="gloo", progress=False, resume=False)
     if rank == 0:
         torch.save({"state": result.model.state_dict(), "history": result.history.to_dict("list"),
                     "extra": result.extra}, out)

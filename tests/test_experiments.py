@@ -237,7 +237,7 @@ def test_later_config_fields_keep_the_committed_run_ids():
 
 
 def test_synthetic_runs_train_on_matched_image_counts(data_mirror):
-    from abanet_lib.engine.train import build_split
+    from abanet_lib.engine.assembly import build_split
 
     reduced = get_scale("reduced")
     matched = E.MATCHED_TRAIN_IMAGES["mfsd-sample"]

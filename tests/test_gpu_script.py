@@ -2,7 +2,7 @@
 
 The batch-runner test runs the real command line (planning from ``experiments``, spawned
 worker processes, lock files, budget, archive, summary) with a fast stand-in for
-``registry.run_or_load`` (:func:`fake_run_or_load` below), because one real ABANet run takes
+``runs.run_or_load`` (:func:`fake_run_or_load` below), because one real ABANet run takes
 minutes on the shared 2-core machine. The real trainer is exercised by
 ``ABANET_TEST_REAL_BATCH=1`` (:func:`test_batch_runner_real_smoke_runs`) and by
 ``SKIP_INSTALL=1 SCALE=smoke scripts/gpu_run.sh``.
@@ -224,7 +224,7 @@ def test_sigterm_to_the_runner_stops_its_workers(tmp_path):
             locks = list((work / "locks").glob("*")) if (work / "locks").is_dir() else []
             time.sleep(0.2)
         assert locks, "the worker never started its run"
-        worker_pid = int(locks[0].read_text().split("pid")[1].split()[0])
+        worker_pid = int(locks[0].read_text().split()[0])  # core.io lock files start with the pid
         os.kill(worker_pid, 0)  # alive while it runs
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

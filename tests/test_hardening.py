@@ -21,7 +21,8 @@ from torch import nn
 from abanet_lib import cli
 from abanet_lib.core.config import RunConfig, get_scale
 from abanet_lib.data import DataError, list_folder_pairs, list_samples, read_image
-from abanet_lib.engine.train import NonFiniteLossError, checkpoint_dir, train
+from abanet_lib.engine.checkpoints import NonFiniteLossError, checkpoint_dir
+from abanet_lib.engine.train import train
 from engine_standins import NaNAfter, TinyNet, bce, blob_data, tiny_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -52,7 +53,7 @@ def _smoke_cfg(**changes) -> RunConfig:
 def _fake_record(cfg: RunConfig, *, weights: bool = False, train_seconds: float = 12.4) -> Path:
     """A finished run record as registry writes it, without training (weights optional)."""
     from abanet_lib.engine import registry
-    from abanet_lib.engine.train import build_model, seed_everything
+    from abanet_lib.engine.assembly import build_model, seed_everything
 
     folder = registry.run_dir(cfg)
     folder.mkdir(parents=True)
@@ -503,13 +504,12 @@ def _options(parser: argparse.ArgumentParser, command: str) -> list[str]:
 
 
 def test_every_cli_option_out_of_range_is_one_line_naming_it(tmp_results, capsys, monkeypatch):
-    from abanet_lib.engine import registry
-    from abanet_lib.paper import reproduce
+    from abanet_lib.paper import reproduce, runs
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("reached the work with a bad option")
 
-    monkeypatch.setattr(registry, "run_or_load", must_not_run)
+    monkeypatch.setattr(runs, "run_or_load", must_not_run)
     monkeypatch.setattr(reproduce, "reproduce", must_not_run)
     parser = cli.build_parser()
     for command, bad in BAD_VALUES.items():
@@ -538,7 +538,7 @@ def test_cli_choices_equal_the_library_lists():
     from abanet_lib.engine import losses
     from abanet_lib.data.loaders import LISTERS
     from abanet_lib.core.devices import PRECISIONS
-    from abanet_lib.engine.train import OPTIMIZERS, SCHEDULES
+    from abanet_lib.engine.assembly import OPTIMIZERS, SCHEDULES
 
     assert cli.LOSS_COMPONENTS == losses.COMPONENTS and cli.LOSS_VARIANTS == losses.VARIANTS
     assert cli.OPTIMIZERS == OPTIMIZERS and cli.SCHEDULES == SCHEDULES
@@ -554,10 +554,11 @@ def test_cli_choices_equal_the_library_lists():
 # ---------------------------------------------------------------------------------------
 def test_train_on_a_finished_record_says_what_it_loaded(tmp_results, capsys, monkeypatch):
     from abanet_lib.engine import registry
+    from abanet_lib.paper import runs
 
     cfg = _smoke_cfg(max_train_images=8, seed=3)
     _fake_record(cfg)
-    monkeypatch.setattr(registry, "run_or_load", lambda *a, **k: pytest.fail("train retrained a finished run"))
+    monkeypatch.setattr(runs, "run_or_load", lambda *a, **k: pytest.fail("train retrained a finished run"))
     argv = ["train", "--scale", "smoke", "--model", "unet_plain", "--model-kwargs", '{"base_channels": 4}',
             "--max-train-images", "8", "--seed", "3", "--device", "cpu"]
     code, out, _ = _main(capsys, argv)

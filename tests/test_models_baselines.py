@@ -120,7 +120,7 @@ def test_grabcut_is_deterministic_on_a_real_crop(data_mirror):
 def test_grabcut_fitted_rectangle_comes_from_training_masks(data_mirror, tmp_results):
     from abanet_lib.core.config import get_scale
     from abanet_lib.models.grabcut import fit_rect_fraction
-    from abanet_lib.engine.train import build_model, build_split
+    from abanet_lib.engine.assembly import build_model, build_split
 
     cfg = get_scale("reduced").base_config(fold=1, seed=1).with_model("grabcut", rect_fraction="fit")
     model = build_model(cfg)

@@ -167,7 +167,7 @@ def test_pretrained_offline_fails_clearly_torchvision(monkeypatch):
 
 # --- catalog (notebook 02's tables) ----------------------------------------------------
 def test_count_flops_matches_hand_count():
-    from abanet_lib.paper.model_catalog import count_flops
+    from abanet_lib.models.inspect import count_flops
 
     conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
     assert count_flops(conv, 8) == 2 * (3 * 9) * 8 * 8 * 8   # 2 x MACs

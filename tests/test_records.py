@@ -17,6 +17,7 @@ import pytest
 from abanet_lib.paper import artifacts, plots
 from abanet_lib.core import paths
 from abanet_lib.engine import registry
+from abanet_lib.paper import runs as paper_runs
 from abanet_lib.core.config import get_scale
 from abanet_lib.paper.experiments import experiments
 from abanet_lib.paper.tables import TABLE_ORDER, build_table
@@ -51,7 +52,7 @@ def test_every_committed_table_renders_from_the_records_byte_for_byte(committed_
     monkeypatch.setattr(registry, "load_model", no_weights)
     scale = get_scale("reduced")
     for table in TABLE_ORDER:
-        runs = registry.run_many(experiments(table, scale), train_missing=False, progress=False)
+        runs = paper_runs.run_many(experiments(table, scale), train_missing=False, progress=False)
         build_table(table, runs, scale, folder=tmp_path)
         for ext in ("csv", "md", "json"):
             name = f"{table}_reduced.{ext}"
@@ -115,7 +116,7 @@ def _train_tiny(cfg, **kw):
     import torch
 
     torch.manual_seed(cfg.seed)
-    return registry.run_or_load(cfg, progress=False, model=TinyNet(), criterion=bce, data=blob_data(),
+    return paper_runs.run_or_load(cfg, progress=False, model=TinyNet(), criterion=bce, data=blob_data(),
                                 test_refs=REFS, accumulator_factory=SimpleAccumulator, **kw)
 
 
@@ -142,7 +143,7 @@ def test_a_failed_forced_retrain_leaves_the_record_and_its_weights_untouched(tmp
 def test_a_failed_model_construction_leaves_no_folder(tmp_results, monkeypatch):
     cfg = tiny_config(epochs=1).replace(model="no-such-model")
     with pytest.raises(Exception, match="no-such-model"):
-        registry.run_or_load(cfg, progress=False)
+        paper_runs.run_or_load(cfg, progress=False)
     assert not registry.run_dir(cfg).exists() and not registry.staging_dir(cfg).exists()
 
 
@@ -165,7 +166,7 @@ def test_swap_without_atomic_exchange_is_recovered_after_a_kill(tmp_results, mon
         _train_tiny(cfg, force=True)
     monkeypatch.setattr(registry.os, "rename", real_rename)
     assert not first.path.exists()  # the moment of the kill: the old record is at <id>.previous
-    again = registry.run_or_load(cfg, progress=False)  # restores it before anything else
+    again = paper_runs.run_or_load(cfg, progress=False)  # restores it before anything else
     assert _digest(again.path) == before
 
 
@@ -189,9 +190,9 @@ def test_sigkill_of_a_forced_retrain_of_a_real_run_leaves_the_committed_record_u
     assert _digest(results / "runs" / cfg.run_id) == before
     env = dict(os.environ, ABANET_RESULTS=str(results), ABANET_CACHE=str(tmp_path / "cache"),
                ABANET_DATA_MIRROR=str(data_mirror))
-    code = ("import json,sys; from abanet_lib.engine import registry; from abanet_lib.core.config import RunConfig; "
+    code = ("import json,sys; from abanet_lib.paper import runs as paper_runs; from abanet_lib.core.config import RunConfig; "
             f"cfg = RunConfig.from_dict(json.load(open({str(results / 'runs' / cfg.run_id / 'config.json')!r}))); "
-            "print('started', flush=True); registry.run_or_load(cfg, force=True)")
+            "print('started', flush=True); paper_runs.run_or_load(cfg, force=True)")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     moment = random.Random().uniform(3.0, 25.0)  # data preparation, model build or training
@@ -259,7 +260,7 @@ def test_a_record_notices_when_its_data_changed(tmp_results, monkeypatch):
     changes = registry.data_changes(run)
     assert changes == ["1 sample(s) changed: mfsd/s0 (image)"]
     with pytest.warns(UserWarning, match=r"data differs from the data it was trained on: 1 sample\(s\) changed"):
-        registry.run_or_load(run.config, progress=False)
+        paper_runs.run_or_load(run.config, progress=False)
 
 
 def test_a_broken_record_is_reported_and_the_others_still_render(tmp_results, capsys):
@@ -270,7 +271,7 @@ def test_a_broken_record_is_reported_and_the_others_still_render(tmp_results, ca
     with pytest.raises(registry.RunRecordError, match=rf"{broken}: not a readable JSON record"):
         registry.load_run(bad.run_id)
     with pytest.warns(UserWarning, match="BROKEN RECORD"):
-        runs = registry.run_many([good, bad], train_missing=False, progress=False)
+        runs = paper_runs.run_many([good, bad], train_missing=False, progress=False)
     assert [r.run_id for r in runs] == [good.run_id]
     assert f"{bad.run_id}" in capsys.readouterr().out
     with pytest.warns(UserWarning, match="skipping unreadable run record"):

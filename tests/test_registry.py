@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from abanet_lib.engine import registry
+from abanet_lib.paper import runs as paper_runs
 from abanet_lib.engine.evaluate import evaluate, measure_fps
 from engine_standins import (AllOnesNet, FakeRef, OracleNet, SimpleAccumulator, TinyNet, bce, blob_data,
                              tiny_config)
@@ -21,7 +22,7 @@ REFS = [FakeRef("a", 32, 32, 1), FakeRef("b", 48, 64, 2), FakeRef("c", 32, 48, 3
 def _run(cfg, **kw):
     torch.manual_seed(cfg.seed)
     kw.setdefault("model", TinyNet())
-    return registry.run_or_load(cfg, progress=False, criterion=bce, data=blob_data(), test_refs=REFS,
+    return paper_runs.run_or_load(cfg, progress=False, criterion=bce, data=blob_data(), test_refs=REFS,
                                 accumulator_factory=SimpleAccumulator, **kw)
 
 
@@ -87,8 +88,8 @@ def test_run_or_load_writes_folder_and_skips_finished_runs(tmp_results, monkeypa
     def no_training(*a, **k):
         raise AssertionError("train() called for a finished run")
 
-    monkeypatch.setattr(registry, "train", no_training)
-    again = registry.run_or_load(cfg, progress=False)
+    monkeypatch.setattr(paper_runs, "train", no_training)
+    again = paper_runs.run_or_load(cfg, progress=False)
     assert again.metrics == run.metrics
     pd.testing.assert_frame_equal(again.per_image, run.per_image)
 
@@ -115,7 +116,7 @@ def test_metrics_json_written_last_and_atomically(tmp_results, monkeypatch):
     def broken_eval(*a, **k):
         raise RuntimeError("evaluation broke")
 
-    monkeypatch.setattr(registry, "evaluate", broken_eval)
+    monkeypatch.setattr(paper_runs, "evaluate", broken_eval)
     with pytest.raises(RuntimeError, match="evaluation broke"):
         _run(cfg2)
     assert not registry.is_complete(cfg2)
@@ -137,14 +138,14 @@ def test_find_runs_and_run_many_records_failures(tmp_results, capsys):
         registry.find_runs(colour="red")
 
     bad = good.replace(model="no-such-model", seed=7)
-    with pytest.raises(registry.RunFailedError, match="no-such-model") as err:
-        registry.run_many([good, bad], criterion=bce, data=blob_data(), test_refs=REFS,
+    with pytest.raises(paper_runs.RunFailedError, match="no-such-model") as err:
+        paper_runs.run_many([good, bad], criterion=bce, data=blob_data(), test_refs=REFS,
                           accumulator_factory=SimpleAccumulator)
     out = capsys.readouterr().out
     assert "[1/2]" in out and "cached" in out and "FAILED" in out
     assert "1 of 2 runs failed" in str(err.value)
     assert (tmp_results / "cache" / "failures" / f"{bad.run_id}.log").is_file()
-    runs = registry.run_many([good, bad], raise_on_failure=False, progress=False)
+    runs = paper_runs.run_many([good, bad], raise_on_failure=False, progress=False)
     assert [r.run_id for r in runs] == [good.run_id]
 
 
@@ -152,8 +153,8 @@ def test_force_retrains(tmp_results, monkeypatch):
     cfg = tiny_config(epochs=1)
     first = _run(cfg)
     calls = []
-    real_train = registry.train
-    monkeypatch.setattr(registry, "train", lambda *a, **k: (calls.append(a[1]), real_train(*a, **k))[1])
+    real_train = paper_runs.train
+    monkeypatch.setattr(paper_runs, "train", lambda *a, **k: (calls.append(a[1]), real_train(*a, **k))[1])
     second = _run(cfg, force=True)
     assert calls == [registry.staging_dir(cfg)]  # trained in staging, then swapped in
     assert second.metrics["resumed_from_epoch"] == 0  # from scratch: no checkpoint carried over
@@ -169,11 +170,11 @@ def test_run_many_without_training_and_run_labelled(tmp_results, monkeypatch, ca
     def no_training(*a, **k):
         raise AssertionError("train() called although train_missing=False")
 
-    monkeypatch.setattr(registry, "train", no_training)
-    runs = registry.run_many([missing, good], train_missing=False)
+    monkeypatch.setattr(paper_runs, "train", no_training)
+    runs = paper_runs.run_many([missing, good], train_missing=False)
     assert [r.run_id for r in runs] == [good.run_id]
     assert f"{missing.run_id}" in capsys.readouterr().out
-    labelled = registry.run_labelled({"absent": missing, "present": good}, train_missing=False, progress=False)
+    labelled = paper_runs.run_labelled({"absent": missing, "present": good}, train_missing=False, progress=False)
     assert list(labelled) == ["present"] and labelled["present"].run_id == good.run_id
 
 
@@ -231,7 +232,7 @@ def test_resume_state_kept_when_asked(tmp_results, monkeypatch):
 
 
 def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch):
-    from abanet_lib.engine import train as train_mod
+    from abanet_lib.core import io
 
     def fill_disk(tmp):
         tmp.write_bytes(b"partial")
@@ -239,5 +240,5 @@ def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch
 
     target = tmp_path / "ckpt" / "last.pt"
     with pytest.raises(OSError, match=r"could not write .*last\.pt: .*unexpected pos.*GiB free"):
-        train_mod.atomic_write(target, fill_disk)
+        io.atomic_write(target, fill_disk)
     assert list(target.parent.iterdir()) == []  # neither the target nor the partial temporary file

@@ -10,7 +10,9 @@ import torch
 
 from abanet_lib.core import devices
 from abanet_lib.engine import train as train_mod
-from abanet_lib.engine.train import NonFiniteLossError, build_optimizer, build_scheduler, checkpoint_dir, train
+from abanet_lib.engine.assembly import build_optimizer, build_scheduler
+from abanet_lib.engine.checkpoints import NonFiniteLossError, checkpoint_dir
+from abanet_lib.engine.train import train
 from engine_standins import NaNAfter, TinyNet, bce, blob_data, tiny_config
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from abanet_lib.core.config import RunConfig
+from abanet_lib.engine.assembly import build_network
 from abanet_lib.models.base import main_output
 
 FORMAT_VERSION = 1
@@ -108,18 +109,8 @@ def read_config(folder: str | os.PathLike) -> dict:
 
 
 def build_model(name: str, kwargs: dict[str, Any]) -> nn.Module:
-    """Build an architecture without downloading weights (``pretrained=False`` when accepted)."""
-    from abanet_lib.models import create_model
-
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()}
-    kwargs["pretrained"] = False
-    try:
-        return create_model(name, **kwargs)
-    except TypeError as err:
-        if "pretrained" not in str(err):
-            raise
-        kwargs.pop("pretrained")
-        return create_model(name, **kwargs)
+    """Build an architecture without downloading weights (the engine's :func:`build_network`)."""
+    return build_network(name, kwargs, pretrained=False)
 
 
 def from_pretrained(folder: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, RunConfig]:

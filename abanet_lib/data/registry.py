@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from abanet_lib.core import paths
+from abanet_lib.core.io import atomic_folder, atomic_write_text
 
 from .loaders import MFSD_LAYOUT
 from .samples import DataError
@@ -202,10 +203,7 @@ def verify_dataset(name: str, root: Path, use_stamp: bool = True) -> None:
     if bad:
         raise DataError(f"{root}: checksum mismatch in {len(bad)} file(s): {', '.join(bad[:20])}"
                         f"{' ...' if len(bad) > 20 else ''}; expected the hashes listed in {sums_path}")
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stamp.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"sums_sha256": digest, "root": str(root.resolve()), "files": state}))
-    os.replace(tmp, stamp)
+    atomic_write_text(stamp, json.dumps({"sums_sha256": digest, "root": str(root.resolve()), "files": state}))
 
 
 def _derived_from_pinned(name: str, root: Path) -> bool:
@@ -236,15 +234,7 @@ def _present(name: str, root: Path) -> bool:
 
 def _copy_tree(src: Path, dst: Path) -> None:
     """Copy ``src`` to ``dst`` through a temporary sibling, so a broken copy never looks complete."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.partial-", dir=dst.parent))
-    try:
-        shutil.copytree(src, tmp / "d")
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(tmp / "d", dst)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    atomic_folder(dst, lambda tmp: shutil.copytree(src, tmp))
 
 
 def fetch(name: str, root: Path | None = None, download: bool = True,

@@ -23,7 +23,12 @@ PAPER_COUNTS = (8500, 2500, 1758)
 
 @dataclass
 class Split:
-    """Three disjoint lists of SampleRef (sorted by source, name)."""
+    """The train, validation and test sample references of a data set or of a run.
+
+    :func:`split_samples` makes three identity-disjoint lists of one data set, each sorted by
+    (source, name); a run's split (:func:`abanet_lib.engine.assembly.build_split`) is the same
+    concept after adding other data sets' training samples and seeded caps.
+    """
 
     train: list = field(default_factory=list)
     val: list = field(default_factory=list)

@@ -13,8 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from abanet_lib.core import paths
+from abanet_lib.core.io import atomic_folder
 
 from .samples import DataError, LoadReport, SampleRef, check_on_error
 from .transforms import augment_pair, normalize, resize_pair
@@ -184,9 +183,8 @@ def prepare_arrays(refs, size: int, on_error: str = "raise", cache: bool = True,
 
 
 def _write_cache(folder: Path, arrays: PreparedArrays, kept: list[int]) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    def fill(tmp: Path) -> None:
+        tmp.mkdir()
         np.save(tmp / "images.npy", arrays.images)
         np.save(tmp / "masks.npy", arrays.masks)
         meta = {
@@ -195,11 +193,8 @@ def _write_cache(folder: Path, arrays: PreparedArrays, kept: list[int]) -> None:
             "skipped": arrays.report.skipped, "empty_masks": arrays.report.empty_masks,
         }
         (tmp / "meta.json").write_text(json.dumps(meta))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic_folder(folder, fill)
 
 
 def _load_cached(folder: Path, refs: list) -> PreparedArrays:

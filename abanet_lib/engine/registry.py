@@ -1,4 +1,4 @@
-"""Run registry: train what is missing, load what exists.
+"""Run registry: the records of finished runs, and the one way to write and read them.
 
 Each run lives in ``results/runs/<run_id>/``:
 
@@ -12,35 +12,35 @@ Each run lives in ``results/runs/<run_id>/``:
 Checkpoints stay in the git-ignored cache (``cache_dir()/checkpoints/<run_id>/``). Once a run
 is complete its resume state ``last.pt`` (weights + optimizer moments: about 1 GB for ABANet)
 is deleted, keeping ``best.pt``; set ``ABANET_KEEP_RESUME_STATE=1`` to keep it.
+
+Writing a record goes through :func:`record_run` (lock, staging folder, one-step swap);
+training a missing run and recording it is :func:`abanet_lib.paper.runs.run_or_load`.
 """
 from __future__ import annotations
 
-import contextlib
+import ctypes
 import json
 import math
 import os
 import shutil
-import socket
-import time
-import traceback
+import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from abanet_lib.paper import artifacts
-from abanet_lib.core import paths, provenance
+from abanet_lib.core import paths
 from abanet_lib.core.config import RunConfig
+from abanet_lib.core.devices import resolve_device
+from abanet_lib.core.io import LockBusyError, atomic_write_text, hold_lock
 from abanet_lib.data.fingerprint import data_fingerprint, fingerprint_differences
-from abanet_lib.engine.evaluate import evaluate
-from abanet_lib.engine.train import (TrainingData, atomic_csv, atomic_write_text, build_model, build_split,
-                              build_training_data, checkpoint_dir, checkpoint_paths, seed_everything,
-                              staged_checkpoints, train)
+from abanet_lib.engine.assembly import build_model, build_split, seed_everything
+from abanet_lib.engine.checkpoints import checkpoint_dir, checkpoint_paths, load_weights, staged_checkpoints
 
 METRICS_FILE = "metrics.json"
 KEEP_RESUME_STATE_ENV = "ABANET_KEEP_RESUME_STATE"
@@ -83,10 +83,6 @@ class Run:
         return f"Run({self.run_id}, model={self.config.model!r}, scale={self.config.scale!r}, test iou={iou_s})"
 
 
-class RunFailedError(RuntimeError):
-    """One or more runs of :func:`run_many` failed (details in the message and logs)."""
-
-
 class RunRecordError(ValueError):
     """A run record on disk cannot be read (the message names the file)."""
 
@@ -103,8 +99,8 @@ def run_dir(cfg_or_id: RunConfig | str) -> Path:
     return paths.runs_dir() / run_id
 
 
-def _loaded(run: Run, check_data: bool) -> Run:
-    """A finished record, after warning (one line) when its data no longer matches."""
+def checked_against_data(run: Run, check_data: bool = True) -> Run:
+    """A finished record, after warning (one line) when its data no longer matches (:func:`data_changes`)."""
     if check_data:
         try:
             changes = data_changes(run)
@@ -183,6 +179,123 @@ def load_run_folder(folder: Path) -> Run:
                per_image=_read_csv(folder / "per_image.csv"), path=folder)
 
 
+def json_problem(path: Path, expect: type = dict) -> str | None:
+    """Why ``path`` is not a JSON ``expect`` (None when it is)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return f"{path}: missing"
+    except (OSError, UnicodeDecodeError) as err:
+        return f"{path}: unreadable ({type(err).__name__}: {err})"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        return f"{path}: not valid JSON ({err})" + (" (the file is empty)" if not text.strip() else "")
+    if not isinstance(value, expect):
+        return f"{path}: holds a JSON {type(value).__name__}; expected an object"
+    return None
+
+
+def run_folder_problem(folder: Path) -> str | None:
+    """What is wrong with a finished run's folder, naming the file (None when it reads fine).
+
+    Checks ``config.json`` (JSON object, a valid RunConfig whose run id is the folder's name),
+    ``metrics.json`` (JSON object with a ``test`` object) and the CSV files.
+    """
+    folder = Path(folder)
+    config_path, metrics_path = folder / "config.json", folder / "metrics.json"
+    problem = json_problem(config_path)
+    if problem:
+        return problem
+    try:
+        cfg = RunConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+    except (TypeError, ValueError) as err:
+        return f"{config_path}: not a run configuration ({err})"
+    if cfg.run_id != folder.name:
+        return (f"{config_path}: describes run {cfg.run_id}, not {folder.name} (the file was edited or "
+                "copied from another run)")
+    problem = json_problem(metrics_path)
+    if problem:
+        return problem
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    if not isinstance(metrics.get("test", {}), dict):
+        return f"{metrics_path}: 'test' is a {type(metrics['test']).__name__}; expected an object of metrics"
+    for name in ("history.csv", "per_image.csv"):
+        path = folder / name
+        if path.is_file() and path.stat().st_size:
+            try:
+                pd.read_csv(path)
+            except (ValueError, OSError, UnicodeDecodeError) as err:  # pandas parser errors are ValueErrors
+                return f"{path}: unreadable CSV ({type(err).__name__}: {' '.join(str(err).split())})"
+    return None
+
+
+DAMAGED_HINT = "the run record is damaged: restore it (git checkout -- <file>) or retrain with --force"
+
+
+def load_run_record(run_id: str):
+    """:func:`load_run` with every damage named by its file: also a record whose config
+    describes another run, a ``test`` entry that is not an object, an unreadable CSV.
+
+    Raises:
+        FileNotFoundError: no finished run ``run_id``.
+        RunRecordError: a damaged ``config.json``/``metrics.json``/CSV (the message names the file).
+    """
+    error = RunRecordError
+    folder = run_dir(run_id)
+    try:
+        run = load_run(run_id)
+    except FileNotFoundError:
+        raise
+    except error:
+        raise
+    except Exception as err:  # JSON, RunConfig, CSV errors that do not name the file
+        problem = run_folder_problem(folder)
+        if problem is None:
+            raise
+        raise error(f"run {run_id}: {problem}; {DAMAGED_HINT}") from err
+    if run.config.run_id != Path(run.path).name:
+        raise error(f"run {run_id}: {Path(run.path) / 'config.json'}: describes run {run.config.run_id}, not "
+                    f"{Path(run.path).name} (the file was edited or copied from another run); {DAMAGED_HINT}")
+    if not isinstance(run.metrics.get("test", {}), dict):
+        raise error(f"run {run_id}: {Path(run.path) / 'metrics.json'}: 'test' is not an object of metrics; "
+                    f"{DAMAGED_HINT}")
+    return run
+
+
+def scan_runs(model: str | None = None, scale: str | None = None) -> tuple[list, list[str], list[str]]:
+    """Every finished run of ``runs_dir()`` matching the filters, without stopping at a damaged one.
+
+    Returns:
+        ``(runs, damaged, unfinished)``: the readable runs (sorted by id), one message per
+        damaged record (naming its file), and the ids of folders without ``metrics.json``.
+    """
+    roots = paths.all_runs_dirs()
+    folders, seen = [], set()
+    for root in roots:  # the committed runs first; an id found twice is the first one
+        if root.is_dir():
+            for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                if folder.name not in seen:
+                    seen.add(folder.name)
+                    folders.append(folder)
+    runs, damaged, unfinished = [], [], []
+    for folder in sorted(folders, key=lambda f: f.name):
+        if not (folder / "metrics.json").is_file():
+            unfinished.append(folder.name)
+            continue
+        try:
+            run = load_run_record(folder.name)
+        except (ValueError, OSError) as err:
+            damaged.append(str(err))
+            continue
+        if model is not None and run.config.model != model:
+            continue
+        if scale is not None and run.config.scale != scale:
+            continue
+        runs.append(run)
+    return runs, damaged, unfinished
+
+
 def find_runs(**filters: Any) -> list[Run]:
     """Complete runs whose config matches every ``field=value`` filter.
 
@@ -192,8 +305,6 @@ def find_runs(**filters: Any) -> list[Run]:
     Example:
         ``find_runs(model="abanet", scale="reduced")``
     """
-    from dataclasses import fields
-
     known = {f.name for f in fields(RunConfig)}
     unknown = set(filters) - known
     if unknown:
@@ -234,40 +345,19 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def run_or_load(
-    cfg: RunConfig,
-    force: bool = False,
-    progress: bool = True,
-    *,
-    model: nn.Module | None = None,
-    criterion: Callable | None = None,
-    data: TrainingData | None = None,
-    test_refs: Sequence | None = None,
-    max_batches: int | None = None,
-    callbacks: Sequence = (),
-    accumulator_factory: Callable | None = None,
-    extra_metrics: dict | None = None,
-) -> Run:
-    """Return the finished run of ``cfg``, training and evaluating it first if needed.
+def record_run(cfg: RunConfig, fill: Callable[[Path], None], force: bool = False, progress: bool = True) -> Run:
+    """Write ``cfg``'s record: ``fill(staging)`` writes the run's files into its staging folder
+    (``metrics.json`` last), which then replaces the record in one step.
 
-    Args:
-        cfg: the run.
-        force: retrain from scratch (drops checkpoints and the old metrics).
-        progress: progress bars / per-epoch lines.
-        model, criterion, data, test_refs: injected pieces (tests, custom experiments);
-            by default built from ``cfg`` (split from :func:`abanet_lib.engine.train.build_split`).
-        max_batches: cap on training batches per epoch (smoke checks).
-        callbacks: passed to :func:`abanet_lib.engine.train.train`.
-        accumulator_factory: metric accumulator for :func:`abanet_lib.engine.evaluate.evaluate`.
-        extra_metrics: entries added to ``metrics.json`` (the distributed run's world size).
-
-    Training happens in :func:`staging_dir` (checkpoints in the staged checkpoint folder); the
-    finished folder replaces the record in one step (:func:`swap_in`), so a kill at any moment
-    leaves the previous record as it was, and running again resumes the interrupted attempt.
+    Under the run's lock (:func:`training_lock`): an interrupted swap is finished, a record
+    completed meanwhile by another process is returned as it is (unless ``force``), a partial
+    folder of an older version is adopted, and the staging folder is prepared
+    (:func:`prepare_staging`: an interrupted attempt resumes). Within ``fill`` the run's
+    checkpoints go to the staged checkpoint folder; when ``fill`` fails, a staging folder with
+    no epoch to resume from is removed. The finished folder replaces the record through
+    :func:`swap_in`, so a kill at any moment leaves the previous record as it was.
     """
     folder = run_dir(cfg)
-    if not force and is_complete(cfg):
-        return _loaded(load_run_folder(folder), check_data=model is None and data is None)
     staging = staging_dir(cfg)
     lock_folder = lock_dir(cfg)
     lock_folder.mkdir(parents=True, exist_ok=True)
@@ -279,13 +369,17 @@ def run_or_load(
         with staged_checkpoints(cfg):
             prepare_staging(cfg, staging, force, progress)
             try:
-                _train_and_evaluate(cfg, staging, progress, model, criterion, data, test_refs,
-                                    max_batches, callbacks, accumulator_factory, extra_metrics)
+                fill(staging)
             except BaseException:
                 _drop_empty_staging(cfg, staging)
                 raise
         swap_in(cfg, staging, folder)
     return load_run_folder(folder)
+
+
+def write_metrics(folder: Path, metrics: dict) -> None:
+    """``metrics.json`` (strict JSON: NaN/inf become null), written atomically: the record's last file."""
+    atomic_write_text(Path(folder) / METRICS_FILE, json.dumps(_jsonable(metrics), indent=2, sort_keys=True))
 
 
 #: Sub-folder of a runs folder holding runs being trained (git-ignored).
@@ -383,9 +477,6 @@ def _finish_interrupted_swap(cfg: RunConfig) -> None:
 
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically exchange two paths (Linux ``renameat2``); False where unsupported."""
-    import ctypes
-    import sys
-
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -403,7 +494,7 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, f"exchanging {a} and {b}: {os.strerror(err)}")
 
 
-class RunBusyError(RuntimeError):
+class RunBusyError(LockBusyError):
     """Another live process is training this run into the same folder."""
 
 
@@ -411,126 +502,14 @@ class RunBusyError(RuntimeError):
 LOCK_FILE = ".training.lock"
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextlib.contextmanager
 def training_lock(folder: Path, run_id: str):
-    """Hold ``folder/.training.lock`` while training: two processes training one run would
-    interleave their checkpoints and history. A lock left by a dead process (same host) is
-    taken over; one held by a live process raises :class:`RunBusyError`."""
+    """Hold ``folder/.training.lock`` while training (:func:`abanet_lib.core.io.hold_lock`): two
+    processes training one run would interleave their checkpoints and history. A lock left by a
+    dead process (same host) is taken over; one held by a live process raises :class:`RunBusyError`."""
     lock = Path(folder) / LOCK_FILE
-    host = socket.gethostname()
-    # Written in full under a private name, then hard-linked into place (fails if the lock
-    # exists): a reader never sees an empty lock and mistakes it for a stale one.
-    mine = lock.with_name(f"{LOCK_FILE}.{os.getpid()}")
-    mine.write_text(f"{os.getpid()} {host} {time.time():.0f}\n")
-    try:
-        for _attempt in range(2):
-            try:
-                os.link(mine, lock)
-            except FileExistsError:
-                try:
-                    pid_text, lock_host = (lock.read_text().split() + ["", ""])[:2]
-                    pid = int(pid_text)
-                except (OSError, ValueError):
-                    pid, lock_host = -1, host
-                if lock_host == host and (pid <= 0 or not _process_alive(pid)):
-                    lock.unlink(missing_ok=True)  # stale: its process is gone
-                    continue
-                raise RunBusyError(f"run {run_id} is being trained by process {pid} on {lock_host} "
-                                   f"(lock file {lock}); wait for it, or delete the lock if that "
-                                   "process is gone") from None
-            break
-        else:
-            raise RunBusyError(f"run {run_id}: could not take the lock {lock}")
-    finally:
-        mine.unlink(missing_ok=True)
-    try:
-        yield lock
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _train_and_evaluate(cfg, folder, progress, model, criterion, data, test_refs, max_batches,
-                        callbacks, accumulator_factory, extra_metrics=None) -> None:
-    """Train (resuming from the staged checkpoint if any) and evaluate into ``folder`` (the
-    staging folder); ``metrics.json`` is written last."""
-    start = time.perf_counter()
-    split = None
-    if test_refs is None or (data is None and model is None):
-        split = build_split(cfg)
-    if test_refs is None:
-        test_refs = split.test
-    if model is None:
-        seed_everything(cfg.seed)  # same order as train(): identical initial weights
-        model = build_model(cfg, split)
-    trainable = getattr(model, "trainable", True)
-    if data is None and trainable:
-        data = build_training_data(cfg, split if split is not None else build_split(cfg))
-
-    result = train(cfg, folder, model=model, criterion=criterion, data=data, progress=progress,
-                   max_batches=max_batches, resume=True, callbacks=callbacks)
-    t_eval = time.perf_counter()
-    # Every record keeps its test predictions as 1-bit PNGs: figures need no weights.
-    per_image, summary = evaluate(result.model, test_refs, cfg.image_size, device=result.device,
-                                  precision=result.precision, batch_size=max(cfg.batch_size, 8),
-                                  channels_last=cfg.channels_last, progress=False,
-                                  accumulator_factory=accumulator_factory,
-                                  save_predictions_dir=folder / PREDICTIONS_DIR,
-                                  prediction_format="binary")
-    eval_seconds = time.perf_counter() - t_eval
-    if result.trained:
-        atomic_csv(result.history, folder / "history.csv")
-    else:
-        atomic_csv(pd.DataFrame(columns=["epoch", "train_loss", "val_loss", "val_iou", "lr", "seconds",
-                                          "img_per_s"]), folder / "history.csv")
-    atomic_csv(per_image, folder / "per_image.csv")
-    artifacts.record_artifacts(folder, cfg, result.model, result.device, trained=result.trained)
-    data_sha256 = None
-    if split is not None:  # built from cfg (not injected): record the bytes it read
-        fingerprint = data_fingerprint([*split.train, *split.val, *split.test])
-        atomic_write_text(folder / DATA_FILE, json.dumps(fingerprint, indent=0, sort_keys=True) + "\n")
-        data_sha256 = fingerprint["sha256"]
-
-    n_train = len(data.train) if data is not None else 0
-    n_val = len(data.val) if data is not None and data.val is not None else 0
-    final_best = checkpoint_dir(cfg, staged=False) / "best.pt"
-    metrics = {
-        "run_id": cfg.run_id,
-        "model": cfg.model,
-        "scale": cfg.scale,
-        "test": summary,
-        "n_train": n_train,
-        "n_val": n_val,
-        "n_test": len(test_refs),
-        "trained": result.trained,
-        "best_epoch": result.best_epoch,
-        "best_val_iou": result.best_val_iou,
-        "epochs_run": result.epochs_run,
-        "stopped_early": result.stopped_early,
-        "resumed_from_epoch": result.resumed_from,
-        "train_seconds": result.seconds,
-        "train_img_per_s": result.img_per_s,
-        "eval_seconds": eval_seconds,
-        "precision": result.precision,
-        "data_sha256": data_sha256,
-        # where best.pt lands once the record is swapped in
-        "checkpoint": str(final_best) if result.best_checkpoint else None,
-        # what an untrained model fitted on the training split (GrabCut's rectangle), if anything
-        "fitted": result.model.fitted_params() if hasattr(result.model, "fitted_params") else None,
-        "provenance": provenance.collect(result.device, wall_seconds=time.perf_counter() - start,
-                                         scale=cfg.scale),
-        **(extra_metrics or {}),
-    }
-    atomic_write_text(folder / METRICS_FILE, json.dumps(_jsonable(metrics), indent=2, sort_keys=True))
+    return hold_lock(lock, busy=lambda pid, host: (
+        f"run {run_id} is being trained by process {pid} on {host} (lock file {lock}); wait for it, "
+        "or delete the lock if that process is gone"), error=RunBusyError)
 
 
 def data_changes(run: Run) -> list[str]:
@@ -565,70 +544,6 @@ def drop_resume_state(cfg: RunConfig) -> bool:
     return True
 
 
-def run_many(cfgs: Iterable[RunConfig], force: bool = False, progress: bool = True,
-             raise_on_failure: bool = True, train_missing: bool = True, **kwargs: Any) -> list[Run]:
-    """Run (or load) several configurations, one progress line each.
-
-    Only missing runs train. A failing run is logged to
-    ``cache_dir()/failures/<run_id>.log`` (traceback) and the loop goes on; at the end
-    :class:`RunFailedError` lists every failure (unless ``raise_on_failure`` is False).
-    With ``train_missing=False`` nothing trains: complete runs load, missing ones are
-    reported as "not run" and left out (tables then mark their rows "not run").
-
-    Returns:
-        The runs that completed, in input order.
-    """
-    cfgs = list(cfgs)
-    runs, failures = [], []
-    for i, cfg in enumerate(cfgs, start=1):
-        tag = f"[{i}/{len(cfgs)}] {cfg.run_id} ({cfg.model}, fold {cfg.fold}, seed {cfg.seed})"
-        if not force and is_complete(cfg):
-            try:
-                runs.append(load_run(cfg.run_id))
-            except RunRecordError as err:  # reported and left out; the record is never retrained over
-                message = f"{tag}: BROKEN RECORD, left out: {err}"
-                print(message, flush=True)
-                warnings.warn(message, stacklevel=2)
-                if train_missing:
-                    failures.append(f"{cfg.run_id} ({cfg.model}): broken record: {err}")
-                continue
-            if progress:
-                print(f"{tag}: cached", flush=True)
-            continue
-        if not train_missing:
-            if progress:
-                print(f"{tag}: not run (train_missing=False)", flush=True)
-            continue
-        if progress:
-            print(f"{tag}: training ...", flush=True)
-        t0 = time.perf_counter()
-        try:
-            run = run_or_load(cfg, force=force, progress=progress, **kwargs)
-        except Exception as err:  # keep going; report all failures at the end
-            log = paths.cache_dir() / "failures" / f"{cfg.run_id}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text(json.dumps(cfg.to_dict(), indent=2) + "\n\n" + traceback.format_exc())
-            failures.append(f"{cfg.run_id} ({cfg.model}): {type(err).__name__}: {err} [log: {log}]")
-            if progress:
-                print(f"{tag}: FAILED after {time.perf_counter() - t0:.0f}s: {type(err).__name__}: {err}",
-                      flush=True)
-            continue
-        runs.append(run)
-        if progress:
-            iou = run.test.get("iou")
-            print(f"{tag}: done in {time.perf_counter() - t0:.0f}s, test iou "
-                  f"{iou if iou is None else round(iou, 4)}", flush=True)
-    if failures and raise_on_failure:
-        raise RunFailedError(f"{len(failures)} of {len(cfgs)} runs failed:\n  " + "\n  ".join(failures))
-    return runs
-
-
-def run_labelled(cfgs: dict[str, RunConfig], **kwargs: Any) -> dict[str, Run]:
-    """:func:`run_many` over ``{label: config}``; returns ``{label: run}`` of the completed runs."""
-    by_id = {run.config.run_id: run for run in run_many(list(cfgs.values()), **kwargs)}
-    return {label: by_id[cfg.run_id] for label, cfg in cfgs.items() if cfg.run_id in by_id}
-
-
 def load_model(run: Run | str, device: str | torch.device = "cpu", strict: bool = True) -> nn.Module:
     """Rebuild a run's model and load its best checkpoint (eval mode).
 
@@ -638,10 +553,6 @@ def load_model(run: Run | str, device: str | torch.device = "cpu", strict: bool 
         strict: raise when a trainable model's checkpoint is missing (it lives in the cache,
             not in git); with False the freshly initialised model is returned with a warning.
     """
-    import warnings
-
-    from abanet_lib.core.devices import resolve_device
-
     run = load_run(run) if isinstance(run, str) else run
     dev = resolve_device(device)
     seed_everything(run.config.seed)
@@ -650,8 +561,7 @@ def load_model(run: Run | str, device: str | torch.device = "cpu", strict: bool 
     candidates = [checkpoint_dir(run.config) / "best.pt", run.metrics.get("checkpoint")]
     ckpt = next((Path(c) for c in candidates if c and Path(c).is_file()), run.metrics.get("checkpoint"))
     if ckpt and Path(ckpt).is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
+        load_weights(model, ckpt)
     elif getattr(model, "trainable", True):
         msg = (f"run {run.run_id}: best checkpoint {ckpt} not found (checkpoints live in the "
                f"cache, not in git); retrain with run_or_load(cfg, force=True)")

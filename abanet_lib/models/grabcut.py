@@ -9,7 +9,7 @@ background (``cv2.GC_INIT_WITH_RECT``), then ``iterations`` GrabCut iterations (
 * ``rect_fraction="fit"``: the rectangle is fitted on the run's *training* masks
   (:meth:`GrabCutSegmenter.fit_to_training_masks`: 10th percentile of the masks' left and top
   edges, 90th percentile of their right and bottom edges), so it holds nearly every mask
-  pixel. :func:`abanet_lib.engine.train.build_model` fits it, so every code path that builds the run's
+  pixel. :func:`abanet_lib.engine.assembly.build_model` fits it, so every code path that builds the run's
   model gets the same rectangle. Table 4 uses this rule.
 
 Why: on the 150 training crops of fold 0 the fixed guess leaves 13 % of the mask outside the
@@ -176,7 +176,7 @@ class GrabCutSegmenter(SegmentationModel):
             raise ValueError(f"GrabCutSegmenter: expected (N, 3, H, W), got {tuple(x.shape)}")
         if self.rect_fraction is None:
             raise RuntimeError("GrabCutSegmenter(rect_fraction='fit'): call fit_to_training_masks() first "
-                               "(abanet_lib.engine.train.build_model does it for a run)")
+                               "(abanet_lib.engine.assembly.build_model does it for a run)")
         maps = [grabcut_mask(denormalize_to_uint8(img), self.rect_fraction, self.iterations) for img in x]
         fg = torch.from_numpy(np.stack(maps)).to(x.device).unsqueeze(1)
         return torch.where(fg, HARD_LOGIT, -HARD_LOGIT).to(x.dtype)

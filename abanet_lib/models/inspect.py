@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
+import warnings
 from typing import Callable
 
 import pandas as pd
@@ -118,15 +120,19 @@ def describe_stages(model: nn.Module, image_size: int | tuple[int, int] = 256,
     return _run_on_copy(model, probe)
 
 
-def count_parameters(model: nn.Module, image_size: int = 64, batch: int = 1) -> dict[str, int]:
-    """Total, trainable and no-gradient parameter counts.
+def count_parameters(model: nn.Module, image_size: int = 64, batch: int = 1,
+                     gradients: bool = True) -> dict[str, int]:
+    """Total, trainable and no-gradient parameter counts: the package's one parameter counter.
 
     "no_grad" counts trainable parameters whose ``.grad`` is still None after one train-mode
     forward/backward of a (batch, 3, image_size, image_size) input with the loss = sum of the
-    means of all outputs, i.e. parameters that are built but not part of the graph.
+    means of all outputs, i.e. parameters that are built but not part of the graph. With
+    ``gradients=False`` there is no pass (any module, e.g. one block) and no "no_grad" entry.
     """
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if not gradients:
+        return {"total": total, "trainable": trainable}
 
     def backward(clone: nn.Module, device: str) -> int:
         clone.train()
@@ -141,18 +147,32 @@ def count_parameters(model: nn.Module, image_size: int = 64, batch: int = 1) -> 
     return {"total": total, "trainable": trainable, "no_grad": int(no_grad)}
 
 
-def count_flops(model: nn.Module, image_size: int | tuple[int, int] = 256,
-                batch: int = 1) -> int:
-    """FLOPs of one eval-mode forward (torch FlopCounterMode: a multiply-add counts as 2).
+def count_flops(model: nn.Module, image_size: int | tuple[int, int] = 256, batch: int = 1, *,
+                random_input: bool = False, on_error: str = "raise") -> int | float:
+    """FLOPs of one eval-mode forward (torch FlopCounterMode: a multiply-add counts as 2): the
+    package's one FLOP counter.
 
     Only matmul/convolution-type operators are counted (BN, ReLU, interpolation are not).
+
+    Args:
+        random_input: probe with ``torch.randn`` (drawn from the global RNG) instead of zeros;
+            for models whose work depends on the content (Mask R-CNN's detections).
+        on_error: ``"raise"``, or ``"nan"`` to warn and return ``math.nan`` for a model that
+            cannot run at this size (a table row then says so).
     """
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    make = torch.randn if random_input else torch.zeros
 
     def flops(clone: nn.Module, device: str) -> int:
         clone.eval()
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            main_output(clone(torch.zeros(batch, 3, h, w, device=device)))
+            main_output(clone(make(batch, 3, h, w, device=device)))
         return int(counter.get_total_flops())
 
-    return _run_on_copy(model, flops)
+    if on_error == "raise":
+        return _run_on_copy(model, flops)
+    try:
+        return _run_on_copy(model, flops)
+    except Exception as err:  # a model that cannot be traced at this size: say so in the table
+        warnings.warn(f"count_flops: {type(model).__name__} at {image_size}: {err}", stacklevel=2)
+        return math.nan

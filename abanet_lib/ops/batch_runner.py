@@ -16,7 +16,7 @@ What ``run`` does:
 2. drops runs already complete in the registry, prepares the data cache once;
 3. starts ``--workers`` processes; each walks the list, takes a run by creating its lock file
    (``O_EXCL``: two workers never take the same run), runs it through
-   :func:`abanet_lib.engine.registry.run_or_load`, and records the outcome; a run whose estimated
+   :func:`abanet_lib.paper.runs.run_or_load`, and records the outcome; a run whose estimated
    duration (from finished runs of the same model and size) no longer fits the budget is
    not started; at the budget's end workers still busy are stopped;
 4. writes ``OUT/runs.tar.gz`` (every run folder completed in this session, paths relative to
@@ -43,6 +43,9 @@ from pathlib import Path
 
 from abanet_lib.core import paths
 from abanet_lib.core.config import RunConfig, get_scale
+from abanet_lib.core.io import atomic_write, atomic_write_json, try_lock
+from abanet_lib.data import prepare_arrays
+from abanet_lib.engine.assembly import build_split, build_training_data
 
 #: Tables run when ``--tables`` is not given or is ``all``: every table of
 #: :data:`abanet_lib.paper.experiments.TABLES` (the priority order comes from :func:`priority_plan`).
@@ -51,7 +54,7 @@ MAIN_MODELS = ("abanet", "basnet")
 METRICS_FILE = "metrics.json"
 ARCHIVE_NAME = "runs.tar.gz"
 #: What a worker calls with each config (tests substitute a fast stand-in).
-DEFAULT_RUNNER = "abanet_lib.engine.registry:run_or_load"
+DEFAULT_RUNNER = "abanet_lib.paper.runs:run_or_load"
 
 # Priority tiers (lower runs first).
 TIER_MAIN, TIER_ABLATION, TIER_COMPARISON, TIER_TRIALS, TIER_OTHER_FOLDS = range(5)
@@ -166,23 +169,16 @@ def priority_plan(tables: list[str], scale, by_table: dict | None = None,
 # Shared state between workers: lock files and status files in a work folder
 # ---------------------------------------------------------------------------------------
 def _write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, indent=2, default=str)
 
 
 def acquire_lock(work_dir: Path, run_id: str, worker: int) -> bool:
-    """Create ``locks/<run_id>`` exclusively; False when another worker holds it."""
-    lock = Path(work_dir) / "locks" / run_id
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"worker {worker} pid {os.getpid()} since {time.time():.0f}\n")
-    return True
+    """Claim ``locks/<run_id>`` for ``worker``; False when another worker has claimed it.
+
+    The claim stays after the worker ends (it marks the run as started), so a claim is never
+    taken over, even from a worker that died.
+    """
+    return try_lock(Path(work_dir) / "locks" / run_id, take_over_stale=False)
 
 
 def read_statuses(work_dir: Path) -> dict[str, dict]:
@@ -314,9 +310,6 @@ def prepare_data(configs: list[RunConfig], log=print) -> int:
     Returns:
         Number of data setups prepared without error.
     """
-    from abanet_lib.engine import train as train_mod
-    from abanet_lib.data import prepare_arrays
-
     seen, ok = set(), 0
     for cfg in configs:
         key = _data_key(cfg)
@@ -324,8 +317,8 @@ def prepare_data(configs: list[RunConfig], log=print) -> int:
             continue
         seen.add(key)
         try:
-            split = train_mod.build_split(cfg)
-            train_mod.build_training_data(cfg, split)
+            split = build_split(cfg)
+            build_training_data(cfg, split)
             if split.test:
                 prepare_arrays(split.test, cfg.image_size)
             ok += 1
@@ -352,14 +345,16 @@ def pack_runs(run_ids: list[str], archive: Path, runs_root: Path | None = None) 
     archive = Path(archive)
     archive.parent.mkdir(parents=True, exist_ok=True)
     packed = []
-    tmp = archive.with_name(archive.name + ".tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
-        for run_id in sorted(set(run_ids)):
-            folder = runs_root / run_id
-            if is_complete_folder(folder):
-                tar.add(folder, arcname=run_id)
-                packed.append(run_id)
-    os.replace(tmp, archive)
+
+    def write(tmp: Path) -> None:
+        with tarfile.open(tmp, "w:gz") as tar:
+            for run_id in sorted(set(run_ids)):
+                folder = runs_root / run_id
+                if is_complete_folder(folder):
+                    tar.add(folder, arcname=run_id)
+                    packed.append(run_id)
+
+    atomic_write(archive, write)
     return packed
 
 

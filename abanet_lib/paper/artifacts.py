@@ -33,6 +33,7 @@ from torch import nn
 
 from abanet_lib.core import provenance
 from abanet_lib.core.config import RunConfig, get_scale
+from abanet_lib.core.io import atomic_write, atomic_write_json
 from abanet_lib.paper.experiments import MASKEDFACENET, experiments
 
 SPEED_FILE = "speed.json"
@@ -275,15 +276,11 @@ def read_photo_demo(run) -> dict | None:
 
 
 def _write_json(path: Path, obj: dict) -> bool:
-    from abanet_lib.engine.train import atomic_write_text
-
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    atomic_write_json(path, obj, indent=1, sort_keys=True)
     return True
 
 
 def _write_npz(path: Path, arrays: dict) -> bool:
-    from abanet_lib.engine.train import atomic_write
-
     atomic_write(path, lambda tmp: _savez(tmp, arrays))
     return True
 

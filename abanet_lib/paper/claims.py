@@ -252,10 +252,10 @@ def _all_folds(scale: Scale) -> Scale:
 
 
 def _load(cfgs) -> dict:
-    from abanet_lib.engine import registry
+    from abanet_lib.paper import runs
 
-    return {run.config.run_id: run for run in registry.run_many(list(cfgs), train_missing=False,
-                                                                progress=False)}
+    return {run.config.run_id: run for run in runs.run_many(list(cfgs), train_missing=False,
+                                                            progress=False)}
 
 
 def _iou_points(run) -> float:

@@ -1,13 +1,12 @@
 """Tables and figures about the models themselves (notebook 02): sizes, costs, the gated decoder.
 
 Everything here builds models through :func:`abanet_lib.models.create_model`; nothing trains.
-FLOPs are counted by ``torch.utils.flop_counter`` (2 x multiply-accumulates of convolutions
-and matrix products, batch 1, eval mode); papers often quote multiply-accumulates as "FLOPs",
-i.e. half of these numbers.
+Parameters and FLOPs are counted by :mod:`abanet_lib.models.inspect` (FLOPs: 2 x
+multiply-accumulates of convolutions and matrix products, batch 1, eval mode); papers often
+quote multiply-accumulates as "FLOPs", i.e. half of these numbers.
 """
 from __future__ import annotations
 
-import importlib
 import math
 import warnings
 from typing import Iterable
@@ -19,17 +18,10 @@ from torch import nn
 
 from abanet_lib.models import create_model, describe_model, list_models
 from abanet_lib.models.base import main_output
+from abanet_lib.models.inspect import count_flops, count_parameters, describe_stages
 
 #: models worth showing when a scale allows only a few
 QUICK_MODELS = ("abanet", "abanet_official", "smp:Unet:resnet34", "unet_plain")
-
-
-def _inspect():
-    """The other model-inspection helpers (abanet_lib.models.inspect), or None while absent."""
-    try:
-        return importlib.import_module("abanet_lib.models.inspect")
-    except ImportError:
-        return None
 
 
 def _shape_model(model: nn.Module | str, **kw) -> tuple[nn.Module, torch.device]:
@@ -41,26 +33,9 @@ def _shape_model(model: nn.Module | str, **kw) -> tuple[nn.Module, torch.device]
     return model, next(model.parameters()).device
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters (trainable or not)."""
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_flops(model: nn.Module, image_size: int) -> float:
-    """FLOPs of one eval-mode forward pass of a (1, 3, S, S) input (``math.nan`` if it fails)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.randn(1, 3, image_size, image_size))
-        return float(counter.get_total_flops())
-    except Exception as err:  # a model that cannot be traced at this size: say so in the table
-        warnings.warn(f"count_flops: {type(model).__name__} at {image_size}: {err}", stacklevel=2)
-        return math.nan
-    finally:
-        model.train(was_training)
+def total_parameters(model: nn.Module) -> int:
+    """Number of parameters (trainable or not), by :func:`abanet_lib.models.inspect.count_parameters`."""
+    return count_parameters(model, gradients=False)["total"]
 
 
 def model_table(names: Iterable[str] | None = None, image_size: int = 256, flops: bool = True,
@@ -89,13 +64,14 @@ def model_table(names: Iterable[str] | None = None, image_size: int = 256, flops
             with torch.device("meta"):
                 model = create_model(name)
         trainable = bool(getattr(model, "trainable", True))
-        gflops = count_flops(model, image_size) / 1e9 if flops and trainable else math.nan
+        gflops = (count_flops(model, image_size, random_input=True, on_error="nan") / 1e9
+                  if flops and trainable else math.nan)
         note = ""
         if image_size < getattr(model, "min_side", 0):  # PAN: padded up to its smallest input
             note = f"input zero-padded to {model.min_side}x{model.min_side}"
         elif name == "maskrcnn":
             note = "FLOPs depend on the number of detections"
-        rows.append({"model": name, "params_M": count_parameters(model) / 1e6, "GFLOPs": gflops,
+        rows.append({"model": name, "params_M": total_parameters(model) / 1e6, "GFLOPs": gflops,
                      "trainable": trainable, "note": note, "description": describe_model(name)})
         del model
     return pd.DataFrame(rows)
@@ -103,8 +79,8 @@ def model_table(names: Iterable[str] | None = None, image_size: int = 256, flops
 
 def parameters_by_block(model: nn.Module) -> pd.DataFrame:
     """Parameters of each top-level block (child module), with its share of the total."""
-    total = count_parameters(model)
-    rows = [{"block": name, "type": type(child).__name__, "params": count_parameters(child)}
+    total = total_parameters(model)
+    rows = [{"block": name, "type": type(child).__name__, "params": total_parameters(child)}
             for name, child in model.named_children()]
     own = total - sum(r["params"] for r in rows)
     if own:
@@ -117,17 +93,15 @@ def parameters_by_block(model: nn.Module) -> pd.DataFrame:
 def stage_table(model: nn.Module | str, image_size: int) -> pd.DataFrame:
     """Tensor shapes stage by stage at a (1, 3, S, S) input.
 
-    Uses ``abanet_lib.models.inspect.describe_stages`` when it is available and accepts the
-    model, else a hook table of every top-level block (and every decoder stage and gate).
+    Uses :func:`abanet_lib.models.inspect.describe_stages`, else (a model it cannot run) a hook
+    table of every top-level block (and every decoder stage and gate).
     A factory name is built on the meta device (shapes only, instant at any size).
     """
     model, device = _shape_model(model)
-    helper = _inspect()
-    if helper is not None and hasattr(helper, "describe_stages"):
-        try:
-            return helper.describe_stages(model, image_size)
-        except Exception as err:  # e.g. a helper that needs real weights: use the hook table
-            warnings.warn(f"describe_stages failed ({err}); using catalog's hook table", stacklevel=2)
+    try:
+        return describe_stages(model, image_size)
+    except Exception as err:  # e.g. a model that needs real weights: use the hook table
+        warnings.warn(f"describe_stages failed ({err}); using catalog's hook table", stacklevel=2)
     records: list[dict] = []
 
     def hook(name):
@@ -245,7 +219,7 @@ def released_code_departures(paper: nn.Module | None = None, official: nn.Module
     paper = paper if paper is not None else create_model("abanet")
     official = official if official is not None else create_model("abanet_official")
     unused = unused if unused is not None else unused_parameters(official)
-    p_paper, p_off = count_parameters(paper) / 1e6, count_parameters(official) / 1e6
+    p_paper, p_off = total_parameters(paper) / 1e6, total_parameters(official) / 1e6
     rows = [
         ("gated skips", "gates on paper stages 4, 5, 6 (Table 6)",
          "gates on the 3 finest skips (h3, h2, h1): the same skips"),
