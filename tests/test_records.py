@@ -19,7 +19,8 @@ from abanet_lib.core import paths
 from abanet_lib.engine import registry
 from abanet_lib.core.config import get_scale
 from abanet_lib.paper.experiments import experiments
-from abanet_lib.paper.tables import TABLE_ORDER, build_table
+from abanet_lib.paper.definitions import TABLE_ORDER
+from abanet_lib.paper.tables import build_table
 from engine_standins import TinyNet, bce, blob_data, tiny_config, FakeRef, SimpleAccumulator
 
 ROOT = paths.PROJECT_ROOT

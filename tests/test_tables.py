@@ -13,6 +13,7 @@ import pytest
 
 matplotlib.use("Agg")
 
+from abanet_lib.paper import definitions as D  # noqa: E402
 from abanet_lib.paper import experiments as E  # noqa: E402
 from abanet_lib.paper import paper_numbers as P  # noqa: E402
 from abanet_lib.paper import tables as T  # noqa: E402
@@ -136,7 +137,7 @@ def test_rows_skipped_at_a_scale_show_why_and_ignore_earlier_runs(tmp_path, monk
     assert status.startswith("not run at this scale: EfficientNet-b7") and frame.loc["MAnet / Efficient-b7", "n"] == 0
     assert math.isnan(frame.loc["MAnet / Efficient-b7", "iou"])  # the earlier run is not in the scale's list
     assert frame.loc["Unet / Efficient-b7", "status"] == "ok" and frame.loc["Unet / Efficient-b7", "iou"] == 60.0
-    assert "4 left out at this scale for cost" in T.summarize_table(frame, T.SPECS["table2"])[0]
+    assert "4 left out at this scale for cost" in T.summarize_table(frame, D.TABLES["table2"])[0]
 
 
 def test_table3_and_table4_units_and_extra_metrics(tmp_path):
@@ -300,7 +301,8 @@ def test_results_readme_quotes_the_cost_report(tmp_path, monkeypatch):
     tables.mkdir(parents=True)
     frame = pd.DataFrame({"run_id": ["x", "y"], "model": ["abanet", "grabcut"], "tables": ["table5", "table4"],
                           "fold": [0, 0], "status": ["done (cpu)", "missing"], "cpu_seconds": [7200.0, 1.0],
-                          "typical_seconds": [7200.0, 1.0], "basis": ["measured", "same config"]})
+                          "typical_seconds": [7200.0, 1.0], "basis": ["measured", "same config"],
+                          "machine": ["Recorded CPU, 2 cores, torch 2.0", ""]})
     monkeypatch.setattr(cost, "cost_table", lambda scale: frame)
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")

@@ -18,14 +18,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from abanet_lib.paper.definitions import TABLES
+
 #: metrics where lower is better
 LOWER_IS_BETTER = frozenset({"mae"})
 
 
 def _spec(frame: pd.DataFrame):
-    from abanet_lib.paper.tables import SPECS
-
-    return SPECS[frame.attrs.get("table", "table2")]
+    return TABLES[frame.attrs.get("table", "table2")]
 
 
 def _nan(x: Any) -> bool:

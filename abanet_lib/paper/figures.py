@@ -17,6 +17,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from abanet_lib.core.config import Scale, get_scale
+from abanet_lib.paper.definitions import FIGURES, TABLES
+from abanet_lib.paper.experiments import table_rows
+
 #: Colours of the error overlay (RGB in [0, 1]).
 COLOR_TP = (1.0, 1.0, 1.0)
 COLOR_FP = (0.90, 0.10, 0.10)  # predicted mask where there is none: red
@@ -313,31 +317,19 @@ def ablation_bars(frame: pd.DataFrame, metric: str = "iou", title: str = ""):
 # ---------------------------------------------------------------------------------------
 # Which runs the qualitative figures show
 # ---------------------------------------------------------------------------------------
-#: Figure -> (table whose runs it shows, row labels). Figure 8 shows the paper's six models
-#: (its U-Net++ backbone is not stated: ResNet50, run at every scale, unlike Efficient-b7),
-#: Figure 9 every Table 4 method.
-FIGURE_ROWS = {
-    "fig8": ("table2", ("ABANet (ours)", "BASNet", "DAD / ResNet50", "EU-Net / ResNet-34",
-                        "EINet / ResNet50", "Unet++ / ResNet50")),
-    "fig9": ("table4", ("ABANet (ours)", "Din et al. (U-Net)", "Zhang et al. (GrabCut)",
-                        "Geng et al. (U-Net)", "Sola & Gera (Mask R-CNN)")),
-}
-
-
 def figure_configs(figure: str, scale, device: str = "auto") -> dict:
     """Label -> the run config a qualitative figure shows (first fold / first trial).
 
-    At smoke scale the rows are those of :data:`abanet_lib.paper.experiments.SMOKE_ROWS` of the
-    figure's table, so the figure reuses runs the smoke notebooks trained anyway. Rows whose
-    model cannot be built are left out (and printed).
+    The rows are the figure's definition (:data:`abanet_lib.paper.definitions.FIGURES`); at smoke
+    scale they are the smoke rows of the figure's table, so the figure reuses runs the smoke
+    notebooks trained anyway. Rows whose model cannot be built are left out (and printed).
     """
-    from abanet_lib.paper.experiments import SMOKE_ROWS, table_rows
-
-    if figure not in FIGURE_ROWS:
-        raise ValueError(f"figure_configs: unknown figure {figure!r}; expected one of {sorted(FIGURE_ROWS)}")
-    table, labels = FIGURE_ROWS[figure]
-    if getattr(scale, "name", scale) == "smoke":
-        labels = tuple(SMOKE_ROWS[table])
+    if figure not in FIGURES:
+        raise ValueError(f"figure_configs: unknown figure {figure!r}; expected one of {sorted(FIGURES)}")
+    scale = scale if isinstance(scale, Scale) else get_scale(scale)
+    table, labels = FIGURES[figure].table, FIGURES[figure].rows
+    if scale.name == "smoke":
+        labels = TABLES[table].smoke_rows
     out = {}
     for row in table_rows(table, scale, rows=labels, device=device):
         if row.not_built is not None or row.skipped is not None:

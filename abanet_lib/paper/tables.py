@@ -21,9 +21,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,8 +30,9 @@ import pandas as pd
 from abanet_lib.paper import claims
 from abanet_lib.core import paths
 from abanet_lib.core.config import Scale, get_scale
-from abanet_lib.paper.experiments import MASKEDFACENET, ExperimentRow, table_rows
-from abanet_lib.paper.paper_numbers import RELEASED_SMP_SCORES, paper_table
+from abanet_lib.paper.definitions import MASKEDFACENET, PERCENT, TABLE_ORDER, TABLES, TableDefinition
+from abanet_lib.paper.experiments import ExperimentRow, table_rows
+from abanet_lib.paper.paper_numbers import RELEASED_SMP_SCORES
 
 #: Our column name -> key in a run's metrics summary (the one place to adapt if
 #: :class:`abanet_lib.engine.metrics.MetricAccumulator` renames a key).
@@ -41,89 +41,9 @@ SUMMARY_KEYS = {
     "accuracy": "accuracy", "mae": "mae", "fbeta": "maxf", "s_measure": "s_measure",
     "fps": "fps",
 }
-#: Metrics that the accumulator gives as fractions and the paper prints in percent.
-PERCENT = {"iou", "f1", "precision", "recall", "accuracy"}
 #: Metrics where lower is better.
 LOWER_IS_BETTER = {"mae"}
 
-
-@dataclass(frozen=True)
-class TableSpec:
-    """How one reproduced table looks.
-
-    Attributes:
-        title: heading of the .md file.
-        metrics: our metric columns, in order.
-        primary: the metric used for "best", "within spread" and the README sentences.
-        percent: metrics shown in percent (x100 of the accumulator's fraction).
-        paper_source: where the paper's numbers come from (caption).
-        notes: table-specific caption sentences.
-    """
-
-    title: str
-    metrics: tuple[str, ...]
-    primary: str = "iou"
-    percent: frozenset = frozenset(PERCENT)
-    paper_source: str = ""
-    notes: str = ""
-
-
-_FIVE = ("iou", "f1", "precision", "recall", "accuracy")
-_THREE = ("iou", "f1", "accuracy")
-
-SPECS: dict[str, TableSpec] = {
-    "table2": TableSpec("Table 2: general segmentation models", _FIVE,
-                        paper_source="paper Table 2 (MFSD test set, 1758 crops)",
-                        notes="released_iou = mean IoU of the per-image scores released with the "
-                              "authors' code (274 crops, harsher protocol; not directly comparable)."),
-    "table3": TableSpec("Table 3: additional metrics of the top five models of Table 2",
-                        ("mae", "fbeta", "s_measure"), primary="fbeta", percent=frozenset(),
-                        paper_source="paper Table 3",
-                        notes="F-beta = max F-beta over thresholds, beta^2 = 0.3; MAE and S-measure "
-                              "on probability maps; all as fractions."),
-    "table4": TableSpec("Table 4: masked-face segmentation methods", ("iou", "f1", "mae", "fbeta", "fps"),
-                        percent=frozenset({"iou", "f1", "fbeta"}),
-                        paper_source="paper Table 4 (mean +- std over five trials)",
-                        notes="Trial i uses seed i and test fold i mod k (new weights and a new split), "
-                              "as the paper's protocol. F-beta = max F-beta in percent. FPS: batch 1, "
-                              "random input at the run's size, measured once after each run's evaluation "
-                              "on the device its speed.json records (not the paper's GPU). "
-                              "Din, Geng, Sola & Gera rows are stand-ins: their networks are unpublished."),
-    "table5": TableSpec("Table 5: module ablation (attention gates, refinement)", _FIVE,
-                        paper_source="paper Table 5"),
-    "table6": TableSpec("Table 6: attention-gate skip stages", _THREE, paper_source="paper Table 6"),
-    "table7": TableSpec("Table 7: input size", _THREE, paper_source="paper Table 7 (IoU only)",
-                        notes="Sizes are (S/2, S, 2S) for the scale's size S; row labels keep the "
-                              "paper's sizes, the note column gives ours. Scores are computed at "
-                              "each mask's native size."),
-    "table8": TableSpec("Table 8: optimizers", _THREE, paper_source="paper Table 8",
-                        notes="SGD uses lr 1e-2 with momentum 0.9 (the paper states no SGD lr; at "
-                              "1e-4 plain SGD barely trains); the others use the paper's 1e-4."),
-    "table9": TableSpec("Table 9: loss functions", _THREE, paper_source="paper Table 9"),
-    "fig7": TableSpec("Figure 7: focal-loss alpha", _THREE,
-                      paper_source="none: the paper's text gives no numbers for Figure 7 (only "
-                                   "alpha in {0.3, 0.5, 0.75, 0.9} and the choice 0.3); the alpha=0.3 "
-                                   "row is compared with Table 2's ABANet",
-                      notes="gamma = 2 throughout; alpha weights the positive (mask) pixels."),
-    "released_vs_paper": TableSpec(
-        "Paper ABANet vs the released code", _FIVE,
-        paper_source="only the paper variant with the paper loss has a paper number (Table 2)",
-        notes="abanet = the network as the paper describes it; abanet_official = the released "
-              "code's graph. 'official loss' = the released focal/SSIM/IoU implementation "
-              "(see docs and shared notes)."),
-    "synthetic": TableSpec(
-        "Synthetic masks: training on MaskedFace-Net, testing across domains",
-        ("iou@mfsd", "f1@mfsd", "iou@maskedfacenet", "f1@maskedfacenet"), primary="iou@mfsd",
-        percent=frozenset({"iou@mfsd", "f1@mfsd", "iou@maskedfacenet", "f1@maskedfacenet"}),
-        paper_source="none (not in the paper); the first row's MFSD column is compared with "
-                     "Table 2's ABANet",
-        notes="@mfsd = the MFSD test fold of the run's fold (split seed 0, as the main rows); @maskedfacenet = the 50 images of "
-              "maskedfacenet-seg500/testing. Cross-domain scores come from evaluating the "
-              "trained weights on the other data set once, after training, stored in the run's "
-              "cross_domain.json; an empty cross-domain cell belongs to a run trained on a lent "
-              "GPU machine whose weights did not come back (its own test predictions did), so it "
-              "could not be scored on the other set."),
-}
 
 #: Cross-domain columns of the synthetic table -> (data set, metric).
 CROSS_COLUMNS = {"iou@mfsd": ("mfsd", "iou"), "f1@mfsd": ("mfsd", "f1"),
@@ -159,14 +79,14 @@ def _device_name(prov: dict) -> str:
     return str(dev) if dev else "unknown device"
 
 
-def metric_value(summary: Mapping, column: str, spec: TableSpec) -> float:
+def metric_value(summary: Mapping, column: str, percent: Collection[str]) -> float:
     """One of our metric columns from a summary, in the table's units (NaN when absent)."""
     key = SUMMARY_KEYS.get(column, column)
     value = summary.get(key)
     if value is None or isinstance(value, (dict, list, str)):
         return math.nan
     value = float(value)
-    return value * 100.0 if column in spec.percent else value
+    return value * 100.0 if column in percent else value
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,9 +124,9 @@ def build_table(
         ``tied_with_best``, ``note``, ``run_ids``. ``attrs["caption"]`` holds the caption.
     """
     scale = scale if isinstance(scale, Scale) else get_scale(scale)
-    spec = SPECS[table] if table in SPECS else None
-    if spec is None:
-        raise ValueError(f"build_table: unknown table {table!r}; expected one of {', '.join(SPECS)}")
+    if table not in TABLES:
+        raise ValueError(f"build_table: unknown table {table!r}; expected one of {', '.join(TABLES)}")
+    spec = TABLES[table]
     exp_rows = table_rows(table, scale, rows, check_models=check_models)
     by_id = {}
     for run in runs:
@@ -244,7 +164,7 @@ def _merge(into: dict, more: Mapping) -> None:
         into.setdefault(run_id, {}).update(values)
 
 
-def _row_record(row: ExperimentRow, found: list, spec: TableSpec, extra: Mapping) -> dict:
+def _row_record(row: ExperimentRow, found: list, spec: TableDefinition, extra: Mapping) -> dict:
     rec: dict[str, Any] = {"row": row.label}
     expected = len(row.configs)
     if row.not_built is not None:
@@ -263,7 +183,7 @@ def _row_record(row: ExperimentRow, found: list, spec: TableSpec, extra: Mapping
         for run in found:
             value = extra.get(run.config.run_id, {}).get(m)
             if value is None:
-                value = metric_value(run_summary(run), m, spec)
+                value = metric_value(run_summary(run), m, spec.percent)
             values.append(float(value))
         values = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
         rec[m] = float(values.mean()) if len(values) else math.nan
@@ -278,14 +198,15 @@ def _row_record(row: ExperimentRow, found: list, spec: TableSpec, extra: Mapping
     return rec
 
 
-def _add_paper_columns(frame: pd.DataFrame, table: str, exp_rows: list[ExperimentRow], spec: TableSpec) -> None:
+def _add_paper_columns(frame: pd.DataFrame, table: str, exp_rows: list[ExperimentRow], spec: TableDefinition) -> None:
+    paper_frames: dict[str, pd.DataFrame | None] = {}
     for m in spec.metrics:
         frame[f"paper_{m}"] = math.nan
         frame[f"paper_{m}_std"] = math.nan
     for row in exp_rows:
         if row.paper_row is None:
             continue
-        paper = paper_table(row.paper_table or table)
+        paper = paper_frames.setdefault(row.paper_table, TABLES[row.paper_table].paper_frame())
         if paper is None or row.paper_row not in paper.index:
             continue
         for m in spec.metrics:
@@ -308,7 +229,7 @@ def _paper_column(metric: str) -> str | None:
     return base if where in ("", "mfsd") else None
 
 
-def _add_comparisons(frame: pd.DataFrame, spec: TableSpec) -> None:
+def _add_comparisons(frame: pd.DataFrame, spec: TableDefinition) -> None:
     p = spec.primary
     sign = -1.0 if p in LOWER_IS_BETTER else 1.0
     ours, std, paper = frame[p], frame[f"{p}_std"], frame[f"paper_{p}"]
@@ -337,9 +258,9 @@ def _add_comparisons(frame: pd.DataFrame, spec: TableSpec) -> None:
 # Caption, markdown, files
 # ---------------------------------------------------------------------------------------
 def caption(table: str, scale: Scale, runs: Sequence[Any], exp_rows: Sequence[ExperimentRow],
-            spec: TableSpec | None = None) -> str:
+            spec: TableDefinition | None = None) -> str:
     """Caption sentences: what was run, on what, how often, where, at which commit."""
-    spec = spec or SPECS[table]
+    spec = spec or TABLES[table]
     configs = [c for r in exp_rows for c in r.configs]
     sizes = sorted({c.image_size for c in configs})
     epochs = sorted({c.epochs for c in configs})
@@ -364,14 +285,14 @@ def caption(table: str, scale: Scale, runs: Sequence[Any], exp_rows: Sequence[Ex
     if spec.notes:
         parts.append(spec.notes)
     if scale.name == "smoke":
-        parts.append("Smoke scale runs a subset of rows (experiments.SMOKE_ROWS) and its numbers "
+        parts.append("Smoke scale runs a subset of rows (the table definition's smoke_rows) and its numbers "
                      "mean nothing; it checks the plumbing only.")
     parts.append("within spread: |ours - paper| <= our std on "
                  f"{spec.primary}; tied with best: within the larger std of the two rows.")
     return " ".join(parts)
 
 
-def _fmt(value: float, metric: str, spec: TableSpec) -> str:
+def _fmt(value: float, metric: str, spec: TableDefinition) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if metric == "fps":
@@ -381,15 +302,15 @@ def _fmt(value: float, metric: str, spec: TableSpec) -> str:
     return f"{value:.3f}"
 
 
-def _fmt_paper(value: float, metric: str, spec: TableSpec) -> str:
+def _fmt_paper(value: float, metric: str, spec: TableDefinition) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return f"{value:g}"
 
 
-def to_markdown(frame: pd.DataFrame, spec: TableSpec | None = None) -> str:
+def to_markdown(frame: pd.DataFrame, spec: TableDefinition | None = None) -> str:
     """Markdown table: ``ours (mean +- std)`` then ``paper`` per metric, status and flags."""
-    spec = spec or SPECS[frame.attrs.get("table", "table2")]
+    spec = spec or TABLES[frame.attrs.get("table", "table2")]
     headers = ["row", "status", "n"]
     for m in spec.metrics:
         headers += [f"{m} (ours)", f"{m} (paper)"]
@@ -433,7 +354,7 @@ def table_markdown(frame: pd.DataFrame, heading: str = "**") -> str:
         frame: a table from :func:`build_table` (or :func:`read_table`).
         heading: ``"# "`` for a markdown heading (files), ``"**"`` for bold (notebooks).
     """
-    spec = SPECS[frame.attrs["table"]]
+    spec = TABLES[frame.attrs["table"]]
     title = frame.attrs.get("title", spec.title)
     title = f"# {title}" if heading == "# " else f"**{title}**"
     return f"{title}\n\n{frame.attrs.get('caption', '')}\n\n{to_markdown(frame, spec)}\n"
@@ -505,7 +426,7 @@ def recorded_cross_domain(runs: Iterable[Any], scale: Scale | str | None = None)
         for column, (dataset, metric) in CROSS_COLUMNS.items():
             name = scale.eval_dataset if dataset == "mfsd" else dataset
             summary = run_summary(run) if name == cfg.eval_dataset else other.get(name, {})
-            values[column] = metric_value(summary, metric, _percent_all())
+            values[column] = metric_value(summary, metric, PERCENT)
         out[cfg.run_id] = values
     return out
 
@@ -514,20 +435,15 @@ def recorded_cross_domain(runs: Iterable[Any], scale: Scale | str | None = None)
 RECORDED_COLUMNS = frozenset({"fps", *CROSS_COLUMNS})
 
 
-def _percent_all() -> TableSpec:
-    """A spec that converts every percent metric (for the base metric names of CROSS_COLUMNS)."""
-    return TableSpec("", (), percent=frozenset(PERCENT))
 
 
 # ---------------------------------------------------------------------------------------
 # results/README.md
 # ---------------------------------------------------------------------------------------
-TABLE_ORDER = ("table2", "table3", "table4", "table5", "table6", "table7", "table8", "table9",
-               "fig7", "released_vs_paper", "synthetic")
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-def summarize_table(frame: pd.DataFrame, spec: TableSpec) -> list[str]:
+def summarize_table(frame: pd.DataFrame, spec: TableDefinition) -> list[str]:
     """Honest sentences computed from one table's numbers."""
     p = spec.primary
     unit = " points" if p in spec.percent else ""
@@ -651,7 +567,7 @@ def write_results_readme(scale: str | None = None, folder: Path | None = None,
         if not (folder / f"{name}.csv").is_file():
             continue
         frame = read_table(name, folder)
-        spec = SPECS[table]
+        spec = TABLES[table]
         sentences = summarize_table(frame, spec)
         verdicts = ledger_sentences.get(table, [])
         lines += [f"## {spec.title}", "", f"Table: [`tables/{name}.md`](tables/{name}.md).", "",
