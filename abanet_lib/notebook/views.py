@@ -1,6 +1,6 @@
 """Notebook views of built tables: compact frames that fit the page, and a reading of the numbers.
 
-The tables of :func:`abanet_lib.paper.tables.build_table` carry every metric twice (ours, paper),
+The tables of :func:`abanet_lib.paper.table_builder.build_table` carry every metric twice (ours, paper),
 the spreads, flags, notes and run ids: up to 20 columns, too wide for a notebook or GitHub.
 :func:`show_table` splits them into the metrics (``mean ± std`` beside the paper) and the
 status/notes, and :func:`reading` writes the few sentences a notebook states about the result
@@ -8,7 +8,7 @@ status/notes, and :func:`reading` writes the few sentences a notebook states abo
 :func:`effects` turns pairs of rows into the differences an ablation is about.
 
 Nothing here trains or reads weights; everything works on a frame (or its CSV via
-:func:`abanet_lib.paper.tables.read_table`).
+:func:`abanet_lib.paper.table_files.read_table`).
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def metrics_table(frame: pd.DataFrame, metrics: Sequence[str] | None = None) -> 
     """Rows x (n, per metric ``ours`` as ``mean ± std`` and ``paper``), as short strings.
 
     Args:
-        frame: a table from :func:`abanet_lib.paper.tables.build_table`.
+        frame: a table from :func:`abanet_lib.paper.table_builder.build_table`.
         metrics: metric columns to show (default: the table's metrics).
     """
     spec = _spec(frame)
@@ -125,7 +125,7 @@ def pair_agreement(ours: Sequence[float], paper: Sequence[float]) -> tuple[int, 
 def typical_spread(scale_name: str, metric: str = "iou") -> float | None:
     """Median run-to-run std of ``metric`` over the rows of the scale's Table 4 (five trials each,
     the one table with many runs per row), or None when that table was not built."""
-    from abanet_lib.paper.tables import read_table
+    from abanet_lib.paper.table_files import read_table
 
     try:
         t4 = read_table(f"table4_{scale_name}")
@@ -161,7 +161,7 @@ def reading(frame: pd.DataFrame, scale: Any = None, metric: str | None = None) -
     spread (and are therefore unresolved). At smoke scale it says the numbers mean nothing.
 
     Args:
-        frame: a table from :func:`abanet_lib.paper.tables.build_table`.
+        frame: a table from :func:`abanet_lib.paper.table_builder.build_table`.
         scale: the :class:`abanet_lib.core.config.Scale` of the runs (for the setting sentence).
         metric: the metric read (default: the table's primary metric).
     """
