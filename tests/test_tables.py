@@ -20,8 +20,8 @@ from abanet_lib.paper import recorded_metrics as R  # noqa: E402
 from abanet_lib.paper import table_builder as B  # noqa: E402
 from abanet_lib.paper import table_files as F  # noqa: E402
 from abanet_lib.paper import tables as T  # noqa: E402
-from abanet_lib.paper.figures import (alpha_sweep_plot, ablation_bars, error_overlay, hardest_crops,  # noqa: E402
-                                qualitative_grid)
+from abanet_lib.paper.figures import alpha_sweep_plot, ablation_bars, hardest_crops, qualitative_grid  # noqa: E402
+from abanet_lib.paper.plots import error_overlay  # noqa: E402
 
 PROV = {"git_commit": "abc1234567890", "git_dirty": False,
         "device": {"device": "cpu", "cpu_model": "Test CPU", "torch_threads": 2, "cuda_name": None}}

@@ -38,6 +38,8 @@ PER_KINDS = ("folds", "comparison", "ablation", "trials", "seeds")
 
 #: Metrics that the accumulator gives as fractions and the paper prints in percent.
 PERCENT = frozenset({"iou", "f1", "precision", "recall", "accuracy"})
+#: Metrics where lower is better.
+LOWER_IS_BETTER = frozenset({"mae"})
 
 #: ABANet's constructor defaults (the paper's network): kwargs equal to these are dropped.
 ABANET_DEFAULTS = {"attention_stages": (4, 5, 6), "attention": True, "refine": True}

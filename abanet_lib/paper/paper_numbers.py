@@ -18,7 +18,7 @@ from __future__ import annotations
 import pandas as pd
 
 from abanet_lib.paper.definitions import (FIGURE7_ALPHAS, FIGURE7_CHOSEN_ALPHA, FIGURE7_GAMMA,  # noqa: F401
-                                          FIGURE7_NOTE, TABLE_ORDER, TABLES)
+                                          FIGURE7_NOTE, TABLE_ORDER, TABLES)  # (Figure 7's facts: re-exported)
 
 #: Metric columns of the paper, in the paper's units (see module docstring).
 PERCENT_METRICS = ("iou", "f1", "precision", "recall", "accuracy")

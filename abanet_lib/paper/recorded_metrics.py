@@ -26,7 +26,7 @@ CROSS_COLUMNS = {"iou@mfsd": ("mfsd", "iou"), "f1@mfsd": ("mfsd", "f1"),
 
 def run_summary(run: Any) -> dict:
     """The metrics summary dict of a run (tolerates ``metrics.json`` nesting it)."""
-    metrics = getattr(run, "metrics", None) or {}
+    metrics = run.metrics or {}
     for key in ("summary", "test"):
         if isinstance(metrics.get(key), dict):
             return metrics[key]
@@ -34,7 +34,7 @@ def run_summary(run: Any) -> dict:
 
 
 def run_provenance(run: Any) -> dict:
-    metrics = getattr(run, "metrics", None) or {}
+    metrics = run.metrics or {}
     prov = metrics.get("provenance")
     return prov if isinstance(prov, dict) else {}
 

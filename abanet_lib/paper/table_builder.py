@@ -25,15 +25,13 @@ import numpy as np
 import pandas as pd
 
 from abanet_lib.core.config import Scale, get_scale
-from abanet_lib.paper.definitions import TABLES, TableDefinition
+from abanet_lib.paper.definitions import LOWER_IS_BETTER, TABLES, TableDefinition
 from abanet_lib.paper.experiments import ExperimentRow, table_rows
 from abanet_lib.paper.paper_numbers import RELEASED_SMP_SCORES
 from abanet_lib.paper.recorded_metrics import (RECORDED_COLUMNS, metric_value, recorded_cross_domain, recorded_fps,
                                                run_provenance, run_summary)
 from abanet_lib.paper.table_files import write_table
 
-#: Metrics where lower is better.
-LOWER_IS_BETTER = {"mae"}
 
 
 # ---------------------------------------------------------------------------------------

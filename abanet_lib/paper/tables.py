@@ -19,8 +19,7 @@ import pandas as pd
 from abanet_lib.core import paths
 from abanet_lib.paper import claims
 from abanet_lib.paper import cost as cost_module
-from abanet_lib.paper.definitions import TABLE_ORDER, TABLES, TableDefinition
-from abanet_lib.paper.table_builder import LOWER_IS_BETTER
+from abanet_lib.paper.definitions import LOWER_IS_BETTER, TABLE_ORDER, TABLES, TableDefinition
 from abanet_lib.paper.table_files import read_table
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
