@@ -4,10 +4,17 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from abanet_lib.ops import batch_runner
 from abanet_lib.paper import cost, experiments
 from abanet_lib.core.config import get_scale
+
+
+@pytest.fixture()
+def all_buildable(monkeypatch):
+    """Pretend every model builds (the model zoo is tested elsewhere; this keeps tests fast)."""
+    monkeypatch.setattr(experiments, "model_status", lambda name, kwargs=(): None)
 
 
 def _fake_run(root, cfg, device: str, epoch_seconds: list[float], eval_seconds: float = 2.0) -> None:
@@ -25,7 +32,7 @@ def _estimate(cfg):  # FLOP estimate stand-in: no model builds; 4x the pixels, 4
 
 
 def test_cost_table_prefers_measurements_then_same_config_then_scaled_model(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiments, "estimate_run_seconds", _estimate)
+    monkeypatch.setattr(cost, "estimate_run_seconds", _estimate)
     scale = get_scale("reduced")
     plan = batch_runner.priority_plan(list(experiments.TABLES), scale)
     abanet = [p.config for p in plan if p.config.model == "abanet"]
@@ -51,7 +58,7 @@ def test_cost_table_prefers_measurements_then_same_config_then_scaled_model(tmp_
 
 
 def test_typical_cost_is_the_median_of_a_configuration_measured_three_times(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiments, "estimate_run_seconds", _estimate)
+    monkeypatch.setattr(cost, "estimate_run_seconds", _estimate)
     scale = get_scale("reduced")
     geng = [p.config for p in batch_runner.priority_plan(["table4"], scale) if p.config.model == "unet_geng"]
     assert len(geng) == 5 and len({batch_runner.duration_key(g) for g in geng}) == 1
@@ -88,3 +95,20 @@ def test_headline_gives_the_budget_verdict():
     assert "1.50 h over the 8 CPU-hour budget" in cost.headline(totals)  # the verdict uses the typical total
     assert "within the 10 CPU-hour budget" in cost.headline(totals, budget_hours=10)
     assert "(10.5 h as measured" in cost.headline(totals)
+
+
+def test_budget_counts_flops(all_buildable):
+    reduced = get_scale("reduced")
+    small = cost.budget("table5", "reduced", gflops=10.0)
+    assert list(small["image_size"]) == [reduced.image_size] * 4
+    row = small.iloc[0]
+    # 176 mfsd-sample images outside the test fold; 15% of them validate
+    assert row["n_train"] == int(176 * 0.85)
+    f = 15.9 * (reduced.image_size / 64) ** 2  # GFLOP per image (15.9 at 64x64)
+    e = reduced.epochs
+    expected = (3 * f * e * 176 * 0.85 + f * e * 176 * 0.15 + f * 44) / 10.0
+    assert row["seconds"] == pytest.approx(expected, rel=1e-3)
+    assert small.attrs["total_s"] == pytest.approx(small["seconds"].sum())
+    smoke = cost.budget("table4", "smoke", flop_table={"unet_din": 2.0})
+    assert smoke.query("model == 'grabcut'")["seconds"].eq(0).all()
+    assert (smoke["n_train"] == 16).all()

@@ -5,6 +5,7 @@ import dataclasses
 
 import pytest
 
+from abanet_lib.paper import definitions as D
 from abanet_lib.paper import experiments as E
 from abanet_lib.core.config import RunConfig, get_scale
 
@@ -111,7 +112,7 @@ def test_synthetic_rows_train_and_test_where_stated():
     # given split: the seed varies; the fold names the MFSD fold the run is cross-tested on
     assert [(c.seed, c.fold) for c in syn[1].configs] == [(0, 0)]
     # equal data: synthetic-only trains on as many images as the real run; "both" mixes them 1:1
-    matched = E.MATCHED_TRAIN_IMAGES["mfsd-sample"]
+    matched = D.MATCHED_TRAIN_IMAGES["mfsd-sample"]
     assert [(c.max_train_images, c.extra_train_images) for c in (r.configs[0] for r in syn)] == [
         (None, None), (matched, None), (None, matched)]
     smoke = [r.configs[0] for r in E.table_rows("synthetic", "smoke", check_models=False)]
@@ -132,7 +133,7 @@ def test_all_experiments_dedup_and_counts(all_buildable):
     # table8 3, table9 3, fig7 4, released 3, synthetic 2 (its ABANet row is Table 2's fold 0).
     assert len(cfgs) == 12 + 1 + 12 + 24 + 3 + 2 + 2 + 3 + 3 + 4 + 3 + 2 == 71
     # every row of Tables 2-3 and notebook 13 on three folds, skipped rows included: 113 runs
-    three = dataclasses.replace(get_scale("reduced"), comparison_folds=(0, 1, 2), skipped_rows=())
+    three = dataclasses.replace(get_scale("reduced"), comparison_folds=(0, 1, 2), run_skipped_rows=True)
     assert len(E.all_experiments(three)) == 63 + 24 + 3 + 2 + 2 + 3 + 3 + 4 + 3 + 6
     # the notebooks' folds parameter puts the ablations on those folds too
     everything = E.notebook_scale("reduced", folds=[0, 1, 2], run_skipped_rows=True)
@@ -145,7 +146,7 @@ def test_smoke_runs_a_documented_subset(all_buildable):
     smoke = get_scale("smoke")
     for table in E.TABLES:
         labels = [r.label for r in E.table_rows(table, smoke, check_models=False)]
-        assert labels and set(labels) == set(E.SMOKE_ROWS[table]), table
+        assert labels and set(labels) == set(D.TABLES[table].smoke_rows), table
     assert E.experiments("table5", smoke) == [E.canonical_abanet(smoke)]
     assert len(E.experiments("table5", smoke, rows="all")) == 4
     cfgs = E.all_experiments(smoke)
@@ -205,23 +206,6 @@ def test_notebook_scale_overrides_folds(monkeypatch, tmp_path):
         E.notebook_scale("reduced", folds=[7])
 
 
-def test_budget_counts_flops(all_buildable):
-    reduced = get_scale("reduced")
-    small = E.budget("table5", "reduced", gflops=10.0)
-    assert list(small["image_size"]) == [reduced.image_size] * 4
-    row = small.iloc[0]
-    # 176 mfsd-sample images outside the test fold; 15% of them validate
-    assert row["n_train"] == int(176 * 0.85)
-    f = 15.9 * (reduced.image_size / 64) ** 2  # GFLOP per image (15.9 at 64x64)
-    e = reduced.epochs
-    expected = (3 * f * e * 176 * 0.85 + f * e * 176 * 0.15 + f * 44) / 10.0
-    assert row["seconds"] == pytest.approx(expected, rel=1e-3)
-    assert small.attrs["total_s"] == pytest.approx(small["seconds"].sum())
-    smoke = E.budget("table4", "smoke", flop_table={"unet_din": 2.0})
-    assert smoke.query("model == 'grabcut'")["seconds"].eq(0).all()
-    assert (smoke["n_train"] == 16).all()
-
-
 def test_runconfig_roundtrip_of_experiment_configs():
     for row in E.table_rows("table6", "reduced", check_models=False):
         cfg = row.configs[0]
@@ -240,7 +224,7 @@ def test_synthetic_runs_train_on_matched_image_counts(data_mirror):
     from abanet_lib.engine.assembly import build_split
 
     reduced = get_scale("reduced")
-    matched = E.MATCHED_TRAIN_IMAGES["mfsd-sample"]
+    matched = D.MATCHED_TRAIN_IMAGES["mfsd-sample"]
     real = [build_split(E.canonical_abanet(reduced, fold=f)).train for f in range(reduced.n_folds)]
     assert [len(t) for t in real] == [matched] * reduced.n_folds
     _, synthetic_only, both = (r.configs[0] for r in E.table_rows("synthetic", reduced, check_models=False))

@@ -20,7 +20,8 @@ from abanet_lib.engine import registry
 from abanet_lib.paper import runs as paper_runs
 from abanet_lib.core.config import get_scale
 from abanet_lib.paper.experiments import experiments
-from abanet_lib.paper.tables import TABLE_ORDER, build_table
+from abanet_lib.paper.definitions import TABLE_ORDER
+from abanet_lib.paper.table_builder import build_table
 from engine_standins import TinyNet, bce, blob_data, tiny_config, FakeRef, SimpleAccumulator
 
 ROOT = paths.PROJECT_ROOT
@@ -94,7 +95,7 @@ def test_save_fig_names_every_figure_by_its_scale_and_keeps_smoke_out_of_results
 
 
 def test_recorded_columns_come_from_the_records_and_empty_cells_say_why(tmp_results):
-    from abanet_lib.paper.tables import recorded_cross_domain, recorded_fps
+    from abanet_lib.paper.recorded_metrics import recorded_cross_domain, recorded_fps
 
     run = _train_tiny(tiny_config(epochs=1))
     fps = recorded_fps([run])[run.run_id]["fps"]

@@ -13,11 +13,15 @@ import pytest
 
 matplotlib.use("Agg")
 
+from abanet_lib.paper import definitions as D  # noqa: E402
 from abanet_lib.paper import experiments as E  # noqa: E402
 from abanet_lib.paper import paper_numbers as P  # noqa: E402
+from abanet_lib.paper import recorded_metrics as R  # noqa: E402
+from abanet_lib.paper import table_builder as B  # noqa: E402
+from abanet_lib.paper import table_files as F  # noqa: E402
 from abanet_lib.paper import tables as T  # noqa: E402
-from abanet_lib.paper.figures import (alpha_sweep_plot, ablation_bars, error_overlay, hardest_crops,  # noqa: E402
-                                qualitative_grid)
+from abanet_lib.paper.figures import alpha_sweep_plot, ablation_bars, hardest_crops, qualitative_grid  # noqa: E402
+from abanet_lib.paper.plots import error_overlay  # noqa: E402
 
 PROV = {"git_commit": "abc1234567890", "git_dirty": False,
         "device": {"device": "cpu", "cpu_model": "Test CPU", "torch_threads": 2, "cuda_name": None}}
@@ -80,7 +84,7 @@ def test_build_table_mean_std_paper_and_status(tmp_path, three_folds):
     runs += [fake_run(c, v) for c, v in zip(rows["ABANet (ours)"].configs, (0.93, 0.94, 0.95))]
     runs += [fake_run(rows["baseline+refinement"].configs[0], 0.90)]  # 1 of 3 folds
     runs += [fake_run(E.canonical_abanet(three_folds).replace(seed=9), 0.1)]  # another table's run
-    frame = T.build_table("table5", runs, three_folds, folder=tmp_path, check_models=False)
+    frame = B.build_table("table5", runs, three_folds, folder=tmp_path, check_models=False)
 
     assert list(frame.index) == list(P.TABLE5.index)
     base = frame.loc["baseline"]
@@ -105,7 +109,7 @@ def test_build_table_mean_std_paper_and_status(tmp_path, three_folds):
     for words in ("reduced: mfsd-sample", "7 runs in this table", f"{size}x{size}", f"Epochs: {epochs}",
                   "Test CPU (2 threads)", "abc1234567", "paper Table 5", "no (from scratch)"):
         assert words in md, words
-    back = T.read_table("table5_reduced", tmp_path)
+    back = F.read_table("table5_reduced", tmp_path)
     assert back.loc["baseline", "iou"] == pytest.approx(82.0)
     assert back.attrs["table"] == "table5" and back.attrs["scale"] == "reduced"
 
@@ -115,7 +119,7 @@ def test_not_built_rows_and_released_scores(tmp_path, monkeypatch):
     smoke = E.notebook_scale("smoke")
     rows = {r.label: r for r in E.table_rows("table2", smoke, rows="all")}
     runs = [fake_run(rows["Unet / Efficient-b7"].configs[0], 0.5)]
-    frame = T.build_table("table2", runs, smoke, rows="all", folder=tmp_path)
+    frame = B.build_table("table2", runs, smoke, rows="all", folder=tmp_path)
     assert frame.loc["EINet / ResNet50", "status"] == "not built: no module einet"
     assert frame.loc["BASNet", "status"] == "not run"
     assert frame.loc["Unet / Efficient-b7", "released_iou"] == 89.516
@@ -131,12 +135,12 @@ def test_rows_skipped_at_a_scale_show_why_and_ignore_earlier_runs(tmp_path, monk
     reduced = E.notebook_scale("reduced")
     rows = {r.label: r for r in E.table_rows("table2", reduced)}
     runs = [fake_run(rows["MAnet / Efficient-b7"].configs[0], 0.5), fake_run(rows["Unet / Efficient-b7"].configs[0], 0.6)]
-    frame = T.build_table("table2", runs, reduced, folder=tmp_path)
+    frame = B.build_table("table2", runs, reduced, folder=tmp_path)
     status = frame.loc["MAnet / Efficient-b7", "status"]
     assert status.startswith("not run at this scale: EfficientNet-b7") and frame.loc["MAnet / Efficient-b7", "n"] == 0
     assert math.isnan(frame.loc["MAnet / Efficient-b7", "iou"])  # the earlier run is not in the scale's list
     assert frame.loc["Unet / Efficient-b7", "status"] == "ok" and frame.loc["Unet / Efficient-b7", "iou"] == 60.0
-    assert "4 left out at this scale for cost" in T.summarize_table(frame, T.SPECS["table2"])[0]
+    assert "4 left out at this scale for cost" in T.summarize_table(frame, D.TABLES["table2"])[0]
 
 
 def test_table3_and_table4_units_and_extra_metrics(tmp_path):
@@ -144,14 +148,14 @@ def test_table3_and_table4_units_and_extra_metrics(tmp_path):
     t4 = {r.label: r for r in E.table_rows("table4", smoke, rows="all", check_models=False)}
     runs = [fake_run(c, 0.9) for c in t4["ABANet (ours)"].configs]
     extra = {c.run_id: {"fps": 12.5} for c in t4["ABANet (ours)"].configs}
-    frame = T.build_table("table4", runs, smoke, rows="all", extra_metrics=extra, folder=tmp_path,
+    frame = B.build_table("table4", runs, smoke, rows="all", extra_metrics=extra, folder=tmp_path,
                           check_models=False)
     row = frame.loc["ABANet (ours)"]
     assert row["iou"] == pytest.approx(90.0) and row["fbeta"] == pytest.approx(93.0)  # percent
     assert row["mae"] == pytest.approx(0.05) and row["fps"] == 12.5  # fraction, raw
     assert row["paper_iou_std"] == 0.6 and row["paper_fps"] == 75
     assert "93.4 ± 0.6" in (tmp_path / "table4_smoke.md").read_text()
-    t3 = T.build_table("table3", [fake_run(E.canonical_abanet(smoke), 0.9)], smoke, folder=tmp_path,
+    t3 = B.build_table("table3", [fake_run(E.canonical_abanet(smoke), 0.9)], smoke, folder=tmp_path,
                        check_models=False)
     assert t3.loc["ABANet (ours)", "fbeta"] == pytest.approx(0.93)  # fraction, as the paper's Table 3
     assert t3.loc["ABANet (ours)", "paper_fbeta"] == 0.971
@@ -160,14 +164,14 @@ def test_table3_and_table4_units_and_extra_metrics(tmp_path):
 def test_fig7_and_synthetic_compare_only_where_the_paper_has_numbers(tmp_path):
     smoke = E.notebook_scale("smoke")
     cfgs = [r.configs[0] for r in E.table_rows("fig7", smoke, rows="all", check_models=False)]
-    frame = T.build_table("fig7", [fake_run(c, 0.8) for c in cfgs], smoke, rows="all", folder=tmp_path,
+    frame = B.build_table("fig7", [fake_run(c, 0.8) for c in cfgs], smoke, rows="all", folder=tmp_path,
                           check_models=False)
     assert frame.loc["alpha=0.3 (ABANet)", "paper_iou"] == 93.814
     assert math.isnan(frame.loc["alpha=0.9", "paper_iou"])
     syn = [r.configs[0] for r in E.table_rows("synthetic", smoke, check_models=False)]
     extra = {syn[0].run_id: {"iou@mfsd": 80.0, "iou@maskedfacenet": 40.0},
              syn[1].run_id: {"iou@mfsd": 30.0, "iou@maskedfacenet": 95.0}}
-    frame = T.build_table("synthetic", [fake_run(c, 0.5) for c in syn], smoke, extra_metrics=extra,
+    frame = B.build_table("synthetic", [fake_run(c, 0.5) for c in syn], smoke, extra_metrics=extra,
                           folder=tmp_path, check_models=False)
     first = frame.loc["train mfsd-sample (ABANet)"]
     assert first["iou@mfsd"] == 80.0 and first["paper_iou@mfsd"] == 93.814
@@ -181,7 +185,7 @@ def test_results_readme_sentences_and_markers(tmp_path, three_folds):
               "Focal + SSIM + IoU (ABANet)": (0.81, 0.82, 0.83)}
     runs = [fake_run(c, v) for label, vs in values.items() for c, v in zip(rows[label].configs, vs)]
     tables = tmp_path / "results" / "tables"
-    T.build_table("table9", runs, three_folds, folder=tables, check_models=False)
+    B.build_table("table9", runs, three_folds, folder=tables, check_models=False)
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- results:start -->\nold\n<!-- results:end -->\ntail\n")
     out = T.write_results_readme(folder=tables, readme=readme)
@@ -270,11 +274,11 @@ def test_cross_domain_scores_come_from_the_record_only(tmp_path, monkeypatch):
     cfg = E.canonical_abanet(smoke)
     run = _recorded(fake_run(cfg, 0.8), tmp_path,
                     **{artifacts.CROSS_DOMAIN_FILE: {"maskedfacenet-seg500": {"iou": 0.25, "f1": 0.4}}})
-    out = T.recorded_cross_domain([run], smoke)
+    out = R.recorded_cross_domain([run], smoke)
     assert out[cfg.run_id] == {"iou@mfsd": pytest.approx(80.0), "f1@mfsd": pytest.approx(85.0),
                                "iou@maskedfacenet": 25.0, "f1@maskedfacenet": 40.0}
     bare = fake_run(cfg.replace(seed=3), 0.8)
-    assert math.isnan(T.recorded_cross_domain([bare], smoke)[bare.config.run_id]["iou@maskedfacenet"])
+    assert math.isnan(R.recorded_cross_domain([bare], smoke)[bare.config.run_id]["iou@maskedfacenet"])
 
 
 def test_fps_comes_from_each_record_and_a_missing_one_says_why(tmp_path, monkeypatch):
@@ -287,7 +291,7 @@ def test_fps_comes_from_each_record_and_a_missing_one_says_why(tmp_path, monkeyp
     abanet = [_recorded(fake_run(c, 0.5), tmp_path, **{artifacts.SPEED_FILE: {"fps": 10.0 + i}})
               for i, c in enumerate(rows["ABANet (ours)"].configs)]
     din = [fake_run(c, 0.5) for c in rows["Din et al. (U-Net)"].configs]
-    frame = T.build_table("table4", abanet + din, smoke, rows="all", folder=tmp_path, check_models=False)
+    frame = B.build_table("table4", abanet + din, smoke, rows="all", folder=tmp_path, check_models=False)
     assert frame.loc["ABANet (ours)", "fps"] == pytest.approx(np.mean([10.0 + i for i in range(len(abanet))]))
     assert math.isnan(frame.loc["Din et al. (U-Net)", "fps"])
     assert "fps not in the record of" in frame.loc["Din et al. (U-Net)", "note"]
@@ -300,7 +304,8 @@ def test_results_readme_quotes_the_cost_report(tmp_path, monkeypatch):
     tables.mkdir(parents=True)
     frame = pd.DataFrame({"run_id": ["x", "y"], "model": ["abanet", "grabcut"], "tables": ["table5", "table4"],
                           "fold": [0, 0], "status": ["done (cpu)", "missing"], "cpu_seconds": [7200.0, 1.0],
-                          "typical_seconds": [7200.0, 1.0], "basis": ["measured", "same config"]})
+                          "typical_seconds": [7200.0, 1.0], "basis": ["measured", "same config"],
+                          "machine": ["Recorded CPU, 2 cores, torch 2.0", ""]})
     monkeypatch.setattr(cost, "cost_table", lambda scale: frame)
     readme = tmp_path / "README.md"
     readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")

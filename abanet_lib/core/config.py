@@ -213,8 +213,8 @@ class Scale:
         split: split scheme (see :class:`RunConfig`).
         pretrained: ImageNet encoders (paper) or from scratch (offline scales).
         description: one line for captions and the README.
-        skipped_rows: ``((row label, reason), ...)``: rows of the paper's tables that this
-            scale leaves out of its list on purpose (cost); their tables show the reason.
+        run_skipped_rows: also run the rows that the table definitions
+            (:mod:`abanet_lib.paper.definitions`) leave out at this scale on purpose (cost).
     """
 
     name: str
@@ -232,11 +232,7 @@ class Scale:
     n_folds: int
     pretrained: bool
     description: str
-    skipped_rows: tuple = ()
-
-    def skip_reason(self, label: str) -> str | None:
-        """Why ``label`` is not run at this scale (``None``: it is run)."""
-        return dict(self.skipped_rows).get(label)
+    run_skipped_rows: bool = False
 
     def base_config(self, **changes: Any) -> RunConfig:
         """The RunConfig every experiment of this scale starts from."""
@@ -256,12 +252,6 @@ class Scale:
         return cfg.replace(**changes) if changes else cfg
 
 
-#: Why the reduced list runs one EfficientNet-b7 row (Unet) of Table 2 instead of five.
-REDUCED_EFFICIENTNET_B7_REASON = (
-    "EfficientNet-b7 (64 M parameters) trained from scratch at 64x64 on 150 crops costs about 10 "
-    "CPU-minutes a run (Unet / Efficient-b7, measured) and says little at this size; one row "
-    "represents the encoder so the list stays within 8 CPU-hours")
-
 SCALES: dict[str, Scale] = {
     "smoke": Scale(
         name="smoke", image_size=64, epochs=1, batch_size=4, max_train_images=16, max_eval_images=8,
@@ -275,9 +265,6 @@ SCALES: dict[str, Scale] = {
         split="groupkfold", n_folds=5, pretrained=False,
         description=("reduced: mfsd-sample (220 real MFSD crops), identity-disjoint 5-fold split, "
                      "64x64, 15 epochs, batch 8, from scratch (no ImageNet weights offline)"),
-        skipped_rows=tuple((label, REDUCED_EFFICIENTNET_B7_REASON) for label in (
-            "Unet++ / Efficient-b7", "MAnet / Efficient-b7", "Linknet / Efficient-b7",
-            "DeepLabV3+ / Efficient-b7")),
     ),
     "paper": Scale(
         name="paper", image_size=256, epochs=100, batch_size=8, max_train_images=None, max_eval_images=None,

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
+
+from abanet_lib.paper.figures import saved_predictions
+from abanet_lib.paper.plots import error_overlay, set_style
 
 
 def plot_history(history: pd.DataFrame, title: str | None = None):
@@ -19,10 +22,6 @@ def plot_history(history: pd.DataFrame, title: str | None = None):
     Returns:
         A matplotlib Figure (empty panels with a note when the run was not trained).
     """
-    import matplotlib.pyplot as plt
-
-    from abanet_lib.paper.plots import set_style
-
     set_style()
     fig, (ax_loss, ax_iou) = plt.subplots(1, 2, figsize=(10, 3.6))
     if history is None or history.empty:
@@ -62,10 +61,6 @@ def plot_per_image(per_image: pd.DataFrame, metric: str = "iou", title: str | No
         per_image: a run's ``per_image.csv``.
         metric: column to show (``iou``, ``f1``, ``boundary_f`` ...).
     """
-    import matplotlib.pyplot as plt
-
-    from abanet_lib.paper.plots import set_style
-
     if metric not in per_image.columns:
         raise ValueError(f"plot_per_image: no column {metric!r}; have {sorted(per_image.columns)}")
     set_style()
@@ -79,38 +74,6 @@ def plot_per_image(per_image: pd.DataFrame, metric: str = "iou", title: str | No
     return fig
 
 
-@torch.no_grad()
-def show_predictions(model, refs: Sequence, image_size: int, device: str = "cpu", precision: str = "fp32",
-                     threshold: float = 0.5):
-    """Image, ground truth, predicted probability and error map for a few samples.
-
-    Args:
-        model: a segmentation model.
-        refs: a few sample references (one row each).
-        image_size: model input size; maps are shown at native size.
-        device, precision: see :mod:`abanet_lib.core.devices`.
-        threshold: binarisation of the prediction for the error map and IoU.
-
-    Returns:
-        A Figure with one row per sample: image | ground truth | probability | errors
-        (green: correct mask pixels, red: false positives, blue: misses).
-    """
-    import torch.nn.functional as F
-
-    from abanet_lib.core.devices import resolve_device, resolve_precision
-    from abanet_lib.engine.evaluate import predict_proba, preprocess
-
-    dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
-    samples = [r.load() for r in refs]
-    probs = []
-    for sample in samples:
-        prob = predict_proba(model, preprocess(sample.image, image_size)[None], dev, prec)
-        probs.append(F.interpolate(prob, size=sample.mask.shape, mode="bilinear",
-                                   align_corners=False)[0, 0].numpy())
-    return prediction_rows(samples, probs, threshold)
-
-
 def show_run_predictions(run, refs: Sequence, device: str = "cpu", threshold: float = 0.5):
     """:func:`prediction_rows` from the run's stored test predictions (binary maps at native size,
     :func:`abanet_lib.paper.figures.saved_predictions`): the figure is a function of the record, the
@@ -119,8 +82,6 @@ def show_run_predictions(run, refs: Sequence, device: str = "cpu", threshold: fl
     Raises:
         FileNotFoundError: the record holds no stored prediction for one of ``refs``.
     """
-    from abanet_lib.paper.figures import saved_predictions
-
     samples = [r.load() for r in refs]
     stored = saved_predictions(run, [s.name for s in samples])
     if stored is None:
@@ -134,22 +95,15 @@ def show_run_predictions(run, refs: Sequence, device: str = "cpu", threshold: fl
 
 def prediction_rows(samples: Sequence, probs: Sequence[np.ndarray], threshold: float = 0.5,
                     probability_label: str = "probability"):
-    """One row per sample: image | ground truth | probability | errors (see show_predictions)."""
-    import matplotlib.pyplot as plt
-
-    from abanet_lib.paper.plots import set_style
-
+    """One row per sample: image | ground truth | probability | errors (:func:`abanet_lib.paper.plots.error_overlay`:
+    white correct mask pixels, red false positives, blue misses)."""
     set_style()
     fig, axes = plt.subplots(len(samples), 4, figsize=(10, 2.6 * len(samples)), squeeze=False)
     for row, sample, prob in zip(axes, samples, probs):
-        h, w = sample.mask.shape
         pred, gt = prob > threshold, sample.mask.astype(bool)
         union = (pred | gt).sum()
         iou = (pred & gt).sum() / union if union else 1.0
-        errors = np.zeros((h, w, 3), np.float32)
-        errors[pred & gt] = (0.2, 0.7, 0.2)
-        errors[pred & ~gt] = (0.9, 0.1, 0.1)
-        errors[~pred & gt] = (0.1, 0.3, 0.9)
+        errors = error_overlay(pred, gt)
         panels = [(sample.image, sample.name[:28]), (gt, "ground truth"),
                   (prob, probability_label), (errors, f"errors (IoU {iou:.3f})")]
         for ax, (img, label) in zip(row, panels):

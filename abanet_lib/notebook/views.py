@@ -1,6 +1,6 @@
 """Notebook views of built tables: compact frames that fit the page, and a reading of the numbers.
 
-The tables of :func:`abanet_lib.paper.tables.build_table` carry every metric twice (ours, paper),
+The tables of :func:`abanet_lib.paper.table_builder.build_table` carry every metric twice (ours, paper),
 the spreads, flags, notes and run ids: up to 20 columns, too wide for a notebook or GitHub.
 :func:`show_table` splits them into the metrics (``mean ± std`` beside the paper) and the
 status/notes, and :func:`reading` writes the few sentences a notebook states about the result
@@ -8,24 +8,28 @@ status/notes, and :func:`reading` writes the few sentences a notebook states abo
 :func:`effects` turns pairs of rows into the differences an ablation is about.
 
 Nothing here trains or reads weights; everything works on a frame (or its CSV via
-:func:`abanet_lib.paper.tables.read_table`).
+:func:`abanet_lib.paper.table_files.read_table`).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown, display
 
-#: metrics where lower is better
-LOWER_IS_BETTER = frozenset({"mae"})
+from abanet_lib.core.config import Scale
+from abanet_lib.paper.definitions import LOWER_IS_BETTER, TABLES
+from abanet_lib.paper.experiments import table_rows
+from abanet_lib.paper.table_files import read_table
+
 
 
 def _spec(frame: pd.DataFrame):
-    from abanet_lib.paper.tables import SPECS
-
-    return SPECS[frame.attrs.get("table", "table2")]
+    return TABLES[frame.attrs.get("table", "table2")]
 
 
 def _nan(x: Any) -> bool:
@@ -47,7 +51,7 @@ def metrics_table(frame: pd.DataFrame, metrics: Sequence[str] | None = None) -> 
     """Rows x (n, per metric ``ours`` as ``mean ± std`` and ``paper``), as short strings.
 
     Args:
-        frame: a table from :func:`abanet_lib.paper.tables.build_table`.
+        frame: a table from :func:`abanet_lib.paper.table_builder.build_table`.
         metrics: metric columns to show (default: the table's metrics).
     """
     spec = _spec(frame)
@@ -88,8 +92,6 @@ def status_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def show_table(frame: pd.DataFrame, metrics: Sequence[str] | None = None) -> None:
     """Display title and caption, then the metrics and the status/notes as two frames that fit."""
-    from IPython.display import Markdown, display
-
     title = frame.attrs.get("title", "")
     caption = frame.attrs.get("caption", "")
     display(Markdown(f"**{title}**\n\n{caption}"))
@@ -125,11 +127,9 @@ def pair_agreement(ours: Sequence[float], paper: Sequence[float]) -> tuple[int, 
 def typical_spread(scale_name: str, metric: str = "iou") -> float | None:
     """Median run-to-run std of ``metric`` over the rows of the scale's Table 4 (five trials each,
     the one table with many runs per row), or None when that table was not built."""
-    from abanet_lib.paper.tables import read_table
-
     try:
         t4 = read_table(f"table4_{scale_name}")
-    except Exception:
+    except FileNotFoundError:
         return None
     col = f"{metric.split('@')[0]}_std"  # iou@mfsd -> iou: Table 4 is scored on MFSD
     if col not in t4.columns or t4[col].notna().sum() == 0:
@@ -137,19 +137,12 @@ def typical_spread(scale_name: str, metric: str = "iou") -> float | None:
     return float(t4[col].dropna().median())
 
 
-def _setting(scale: Any) -> str:
-    size = getattr(scale, "image_size", None)
-    train = getattr(scale, "max_train_images", None)
-    parts = []
-    if size:
-        parts.append(f"{size}x{size} inputs")
-    if train:
-        parts.append(f"at most {train} training crops")
-    if getattr(scale, "epochs", None):
-        parts.append(f"{scale.epochs} epochs")
-    pretrained = getattr(scale, "pretrained", None)
-    if pretrained is not None:
-        parts.append("ImageNet encoders" if pretrained else "trained from scratch")
+def _setting(scale: Scale) -> str:
+    parts = [f"{scale.image_size}x{scale.image_size} inputs"]
+    if scale.max_train_images:
+        parts.append(f"at most {scale.max_train_images} training crops")
+    parts.append(f"{scale.epochs} epochs")
+    parts.append("ImageNet encoders" if scale.pretrained else "trained from scratch")
     return ", ".join(parts)
 
 
@@ -161,13 +154,13 @@ def reading(frame: pd.DataFrame, scale: Any = None, metric: str | None = None) -
     spread (and are therefore unresolved). At smoke scale it says the numbers mean nothing.
 
     Args:
-        frame: a table from :func:`abanet_lib.paper.tables.build_table`.
+        frame: a table from :func:`abanet_lib.paper.table_builder.build_table`.
         scale: the :class:`abanet_lib.core.config.Scale` of the runs (for the setting sentence).
         metric: the metric read (default: the table's primary metric).
     """
     spec = _spec(frame)
     metric = metric or spec.primary
-    scale_name = getattr(scale, "name", frame.attrs.get("scale", ""))
+    scale_name = scale.name if scale is not None else frame.attrs.get("scale", "")
     unit = " points" if metric in spec.percent else ""
     ok = _measured(frame, metric)
     lines = []
@@ -196,7 +189,7 @@ def reading(frame: pd.DataFrame, scale: Any = None, metric: str | None = None) -
         if len(both):
             gap = (both[metric] - both[paper_col]).astype(float)
             where = "below" if gap.mean() < 0 else "above"
-            setting = _setting(scale)
+            setting = _setting(scale) if scale is not None else ""
             lines.append(
                 f"Our rows are {abs(gap.mean()):.2f}{unit} {where} the paper's on average "
                 f"(from {gap.min():+.2f} to {gap.max():+.2f})"
@@ -305,10 +298,6 @@ def config_changes(table: str, scale: Any, reference: str | None = None) -> pd.D
         scale: a :class:`abanet_lib.core.config.Scale` or its name.
         reference: row label the others are compared with.
     """
-    import dataclasses
-
-    from abanet_lib.paper.experiments import table_rows
-
     rows = [r for r in table_rows(table, scale, rows="all", check_models=False) if r.configs]
     if not rows:
         return pd.DataFrame()
@@ -344,8 +333,6 @@ def plot_image_sizes(stats: pd.DataFrame):
     Args:
         stats: :func:`abanet_lib.data.explore.sample_stats` (columns dataset, width, height).
     """
-    import matplotlib.pyplot as plt
-
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
     longer = stats[["width", "height"]].max(axis=1).astype(int)
     sizes = sorted(longer.unique())

@@ -15,14 +15,22 @@ Headless (papermill, nbval, the executed copies in ``results/notebooks/``) there
 frontend to draw a widget, so each viewer draws its default state as an ordinary figure
 instead. The mode is :func:`interactive`: ``ABANET_WIDGETS=static`` forces the figure (the
 batch reproduction sets it), ``ABANET_WIDGETS=interactive`` forces the widget; by default the
-widget is shown whenever ipywidgets imports inside an IPython kernel.
+widget is shown inside an IPython kernel.
 """
 from __future__ import annotations
 
 import os
 from typing import Any, Mapping, Sequence
 
+import ipywidgets as W
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+from IPython import get_ipython
+from IPython.display import display
+
+from abanet_lib.paper.figures import load_test_samples, saved_predictions
+from abanet_lib.paper.plots import error_overlay
 
 #: environment variable choosing ``static`` | ``interactive`` | ``auto``
 MODE_ENV = "ABANET_WIDGETS"
@@ -32,11 +40,6 @@ def interactive() -> bool:
     """True when the viewers should build widgets (see the module docstring)."""
     mode = os.environ.get(MODE_ENV, "auto").strip().lower()
     if mode == "static":
-        return False
-    try:
-        import ipywidgets  # noqa: F401
-        from IPython import get_ipython
-    except ImportError:
         return False
     if mode == "interactive":
         return True
@@ -60,9 +63,6 @@ def _iou(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def _show(fig) -> None:
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
     display(fig)
     plt.close(fig)
 
@@ -87,8 +87,6 @@ def threshold_curves(maps: Mapping[str, np.ndarray], thresholds: Sequence[float]
     Returns:
         DataFrame indexed by threshold, one column per output.
     """
-    import pandas as pd
-
     layers, _, mask, _ = split_maps(maps)
     thresholds = np.round(np.linspace(0.05, 0.95, 19), 2) if thresholds is None else np.asarray(thresholds)
     data = {name: [_iou(_resize_nearest(p, mask.shape) > t, mask) for t in thresholds]
@@ -99,10 +97,6 @@ def threshold_curves(maps: Mapping[str, np.ndarray], thresholds: Sequence[float]
 def side_output_figure(maps: Mapping[str, np.ndarray], layer: str = "output refined", threshold: float = 0.5):
     """One map of the figure crop: the image, the map, the map above ``threshold`` and its
     errors against the ground truth (white TP, red FP, blue FN), with the IoU in the title."""
-    import matplotlib.pyplot as plt
-
-    from abanet_lib.paper.figures import error_overlay
-
     layers, image, mask, label = split_maps(maps)
     if layer not in layers:
         layer = next(iter(layers))
@@ -133,9 +127,6 @@ def side_output_viewer(maps: Mapping[str, np.ndarray]):
         fig = side_output_figure(maps, default, 0.5)
         _show(fig)
         return fig
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-
     choose = W.Dropdown(options=list(layers), value=default, description="map")
     thr = W.FloatSlider(value=0.5, min=0.05, max=0.95, step=0.05, description="threshold",
                         continuous_update=False, readout_format=".2f")
@@ -151,8 +142,6 @@ def side_output_viewer(maps: Mapping[str, np.ndarray]):
     thr.observe(draw, names="value")
     draw()
     box = W.VBox([W.HBox([choose, thr]), out])
-    from IPython.display import display
-
     display(box)
     return box
 
@@ -161,10 +150,8 @@ def side_output_viewer(maps: Mapping[str, np.ndarray]):
 # Notebooks 03 and 11: stored predictions against the ground truth, crop by crop
 # ---------------------------------------------------------------------------------------
 def _scores(runs: Mapping[str, Any], metric: str):
-    import pandas as pd
-
     frames = [run.per_image.set_index("name")[metric].rename(label) for label, run in runs.items()
-              if getattr(run, "per_image", None) is not None and metric in run.per_image.columns]
+              if run.per_image is not None and metric in run.per_image.columns]
     if not frames:
         raise ValueError(f"prediction_browser: no run has per-image {metric!r}")
     table = pd.concat(frames, axis=1, join="inner")
@@ -174,10 +161,6 @@ def _scores(runs: Mapping[str, Any], metric: str):
 
 def crop_figure(runs: Mapping[str, Any], sample: Any, scores: Mapping[str, float] | None = None, metric: str = "iou"):
     """One test crop: image, ground truth, then each run's stored prediction as an error map."""
-    import matplotlib.pyplot as plt
-
-    from abanet_lib.paper.figures import error_overlay, saved_predictions
-
     gt = np.asarray(sample.mask, bool)
     panels = [("crop", sample.image, None), ("ground truth", gt, "gray")]
     for label, run in runs.items():
@@ -202,10 +185,8 @@ def prediction_browser(runs: Mapping[str, Any] | Any, metric: str = "iou", stati
     first, from their stored predictions; a slider keeps the crops whose mean ``metric`` is at
     most its value. Static fallback: the ``static_count`` worst crops. Returns the widget (or
     the list of figures)."""
-    from abanet_lib.paper.figures import load_test_samples
-
     if not isinstance(runs, Mapping):
-        runs = {getattr(getattr(runs, "config", None), "model", "run"): runs}
+        runs = {runs.config.model: runs}
     scores = _scores(runs, metric)
     first = next(iter(runs.values()))
     cache: dict[str, Any] = {}
@@ -225,10 +206,6 @@ def prediction_browser(runs: Mapping[str, Any] | Any, metric: str = "iou", stati
             _show(fig)
             figs.append(fig)
         return figs
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
     cap = W.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.01, description=f"{metric} ≤",
                         continuous_update=False, readout_format=".2f")
     pick = W.IntSlider(value=0, min=0, max=max(0, len(scores) - 1), description="crop (worst first)",

@@ -38,7 +38,6 @@ import sys
 import tarfile
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 from abanet_lib.core import paths
@@ -46,52 +45,21 @@ from abanet_lib.core.config import RunConfig, get_scale
 from abanet_lib.core.io import atomic_write, atomic_write_json, try_lock
 from abanet_lib.data import prepare_arrays
 from abanet_lib.engine.assembly import build_split, build_training_data
+from abanet_lib.paper.run_plan import (TIER_ABLATION, TIER_COMPARISON, TIER_MAIN,  # noqa: F401 (tiers: re-exported)
+                                       TIER_NAMES, TIER_OTHER_FOLDS, TIER_TRIALS, PlannedRun, duration_key,
+                                       priority_plan)
 
 #: Tables run when ``--tables`` is not given or is ``all``: every table of
 #: :data:`abanet_lib.paper.experiments.TABLES` (the priority order comes from :func:`priority_plan`).
 DEFAULT_TABLES = "all"
-MAIN_MODELS = ("abanet", "basnet")
 METRICS_FILE = "metrics.json"
 ARCHIVE_NAME = "runs.tar.gz"
 #: What a worker calls with each config (tests substitute a fast stand-in).
 DEFAULT_RUNNER = "abanet_lib.paper.runs:run_or_load"
 
-# Priority tiers (lower runs first).
-TIER_MAIN, TIER_ABLATION, TIER_COMPARISON, TIER_TRIALS, TIER_OTHER_FOLDS = range(5)
-TIER_NAMES = {TIER_MAIN: "main rows, first fold", TIER_ABLATION: "ablations, first fold",
-              TIER_COMPARISON: "table2 comparisons, first fold", TIER_TRIALS: "table4 trials",
-              TIER_OTHER_FOLDS: "remaining folds"}
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """One entry of the work list: the config, the tables asking for it, its priority tier."""
-
-    config: RunConfig
-    tables: tuple
-    tier: int
-
-    @property
-    def run_id(self) -> str:
-        return self.config.run_id
-
-    def to_dict(self) -> dict:
-        return {"config": self.config.to_dict(), "tables": list(self.tables), "tier": self.tier}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PlannedRun":
-        return cls(RunConfig.from_dict(d["config"]), tuple(d["tables"]), int(d["tier"]))
-
-
 # ---------------------------------------------------------------------------------------
 # Planning
 # ---------------------------------------------------------------------------------------
-def _experiments(table: str, scale, rows: str | None = None) -> list[RunConfig]:
-    from abanet_lib.paper import experiments
-
-    return list(experiments.experiments(table, scale, rows=rows))
-
-
 def parse_tables(text: str) -> list[str]:
     """``"table5,table2"`` -> ``["table5", "table2"]``; ``"all"`` -> every known table."""
     from abanet_lib.paper import experiments
@@ -103,66 +71,6 @@ def parse_tables(text: str) -> list[str]:
     if unknown:
         raise ValueError(f"unknown table(s) {unknown}; expected some of {list(experiments.TABLES)} or 'all'")
     return names
-
-
-def tier_of(cfg: RunConfig, table: str, main_ids: set, first_fold: int) -> int:
-    """Priority tier of ``cfg`` requested by ``table`` (see the module docstring)."""
-    first = cfg.fold == first_fold
-    if first and cfg.run_id in main_ids:
-        return TIER_MAIN
-    if table == "table4":
-        return TIER_TRIALS
-    if not first:
-        return TIER_OTHER_FOLDS
-    return TIER_COMPARISON if table == "table2" else TIER_ABLATION
-
-
-def main_run_ids(scale, table2: list[RunConfig] | None = None) -> set:
-    """Run ids of the main ABANet/BASNet rows: their Table 2 configurations."""
-    if table2 is None:
-        try:
-            table2 = _experiments("table2", scale)
-        except Exception:  # noqa: BLE001 - planning must not fail on a table under construction
-            table2 = []
-    return {c.run_id for c in table2 if c.model in MAIN_MODELS}
-
-
-def priority_plan(tables: list[str], scale, by_table: dict | None = None,
-                  rows: str | None = None) -> list[PlannedRun]:
-    """Experiments of ``tables`` at ``scale``, deduplicated by run id, in priority order.
-
-    Args:
-        tables: table names understood by :func:`abanet_lib.paper.experiments.experiments`.
-        scale: a :class:`~abanet_lib.core.config.Scale`.
-        by_table: ``{table: [RunConfig]}`` to use instead of calling ``experiments`` (tests).
-        rows: passed to ``experiments`` (``"all"`` lifts the smoke scale's row subset).
-
-    Returns:
-        Planned runs sorted by (tier, order of first appearance). A run asked for by several
-        tables keeps its best tier and lists every table.
-    """
-    if by_table is None:
-        by_table = {t: _experiments(t, scale, rows) for t in tables}
-    main_ids = main_run_ids(scale, by_table.get("table2"))
-    first_fold = scale.folds[0] if getattr(scale, "folds", None) else 0
-    entries: dict[str, dict] = {}
-    for table in tables:
-        for cfg in by_table[table]:
-            tier = tier_of(cfg, table, main_ids, first_fold)
-            entry = entries.setdefault(cfg.run_id, {"config": cfg, "tables": [], "tier": tier,
-                                                    "order": len(entries)})
-            entry["tier"] = min(entry["tier"], tier)
-            if table not in entry["tables"]:
-                entry["tables"].append(table)
-    def key(e: dict) -> tuple:
-        # Among the remaining folds, the main models' folds come first (they give the
-        # mean +- std of the headline rows), then everything else fold by fold.
-        later = e["tier"] == TIER_OTHER_FOLDS
-        return (e["tier"], later and e["config"].model not in MAIN_MODELS,
-                e["config"].fold if later else 0, e["order"])
-
-    ordered = sorted(entries.values(), key=key)
-    return [PlannedRun(e["config"], tuple(e["tables"]), e["tier"]) for e in ordered]
 
 
 # ---------------------------------------------------------------------------------------
@@ -190,13 +98,6 @@ def read_statuses(work_dir: Path) -> dict[str, dict]:
         except (OSError, json.JSONDecodeError):
             continue  # being replaced right now
     return out
-
-
-def duration_key(cfg: RunConfig) -> str:
-    """Runs with the same key take about the same time (same network, input, schedule and training data)."""
-    return (f"{cfg.model}|{cfg.model_kwargs}|{cfg.image_size}|{cfg.epochs}|{cfg.batch_size}|"
-            f"{'+'.join(cfg.train_datasets)}|{cfg.max_train_images}"
-            + (f"|extra {cfg.extra_train_images}" if cfg.extra_train_images is not None else ""))
 
 
 def estimate_seconds(cfg: RunConfig, statuses: dict[str, dict]) -> float:

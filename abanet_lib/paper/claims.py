@@ -1,7 +1,7 @@
 """The claims ledger: every claim of the paper, tested on paired folds of our run records.
 
 :data:`CLAIMS` is the one declarative list of the paper's claims. Each names the experiment
-table (:mod:`abanet_lib.paper.experiments`) and the row labels it compares: the row the paper says is
+table (:mod:`abanet_lib.paper.definitions`) and the row labels it compares: the row the paper says is
 better (``row``) against one or more alternatives (``others``). :func:`build_ledger` reads the
 finished runs of those rows from the records (nothing trains) and computes, per comparison:
 
@@ -32,7 +32,7 @@ finished runs of those rows from the records (nothing trains) and computes, per 
   ``confirmed`` when every counted comparison is confirmed (an intersection-union test: no
   multiplicity correction needed), ``refuted`` when any is refuted (no correction: with ``m``
   alternatives a tie is wrongly refuted up to ``m x 2.5 %`` of the time), otherwise
-  unresolved. Alternatives the scale skips on purpose (:attr:`Scale.skipped_rows`) are listed
+  unresolved. Alternatives the scale skips on purpose (``RowDefinition.skipped_at``) are listed
   but not counted. The claim's row in the ledger shows the *binding* comparison: the closest
   alternative (smallest mean difference in the paper's direction), or for equality the largest
   ``|mean|``.
@@ -57,9 +57,9 @@ from scipy import stats
 
 from abanet_lib.core import paths
 from abanet_lib.core.config import Scale, get_scale
-from abanet_lib.paper.experiments import (ABANET_ROW, ExperimentRow, canonical_abanet, notebook_scale, table_rows,
-                                    unique_configs)
-from abanet_lib.paper.paper_numbers import FIGURE7_NOTE, paper_table
+from abanet_lib.paper import runs
+from abanet_lib.paper.definitions import ABANET_ROW, FIGURE7_NOTE, TABLES
+from abanet_lib.paper.experiments import ExperimentRow, canonical_abanet, notebook_scale, table_rows, unique_configs
 
 #: Confidence level of every interval.
 CONFIDENCE = 0.95
@@ -86,7 +86,7 @@ class Claim:
     Attributes:
         key: short id (CSV, tests).
         text: the claim, in words.
-        table: the experiment table of :mod:`abanet_lib.paper.experiments` holding the rows.
+        table: the table of :mod:`abanet_lib.paper.definitions` holding the rows.
         source: where the paper makes it ("Table 5", ..., "ours" for a claim of this project).
         row: the row the paper says is better (row label of ``table``).
         others: the rows it is compared with, pairwise.
@@ -116,7 +116,7 @@ UNET_FAMILY = tuple(f"{arch} / {enc}" for arch in ("Unet", "Unet++", "Linknet")
                     for enc in ("Efficient-b7", "ResNet50", "VGG19"))
 
 #: The paper's claims, in the paper's order. Row labels are those of
-#: :func:`abanet_lib.paper.experiments.table_rows` (and of :mod:`abanet_lib.paper.paper_numbers`).
+#: :mod:`abanet_lib.paper.definitions`.
 CLAIMS: tuple[Claim, ...] = (
     Claim("ag_helps", "attention gates help", "table5", "Table 5",
           pairs=(("baseline+AG", "baseline"), (ABANET_ROW, "baseline+refinement")),
@@ -252,8 +252,6 @@ def _all_folds(scale: Scale) -> Scale:
 
 
 def _load(cfgs) -> dict:
-    from abanet_lib.paper import runs
-
     return {run.config.run_id: run for run in runs.run_many(list(cfgs), train_missing=False,
                                                             progress=False)}
 
@@ -292,7 +290,7 @@ def paper_effect(claim: Claim, better: str, other: str) -> float:
     0 for an equality claim, which is what it asserts)."""
     if claim.kind == "equal":
         return 0.0
-    paper = paper_table(claim.table)
+    paper = TABLES[claim.table].paper_frame()
     if paper is None or better not in paper.index or other not in paper.index:
         return math.nan
     return float(paper.loc[better, "iou"]) - float(paper.loc[other, "iou"])

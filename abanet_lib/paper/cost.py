@@ -1,6 +1,6 @@
 """What the experiment list of a scale costs: measured where runs exist, estimated elsewhere.
 
-The FLOP estimate of :func:`abanet_lib.paper.experiments.budget` ignores how badly small models use
+The FLOP estimate (:func:`estimate_run_seconds`, :func:`budget`) ignores how badly small models use
 the cores, so it misses by up to 20x (EfficientNet-b7 at 64x64: 25 s estimated, 630 s measured).
 This module replaces it run by run with what the registry measured on this kind of machine:
 
@@ -20,6 +20,7 @@ as-measured total beside it.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import statistics
 from pathlib import Path
@@ -27,7 +28,12 @@ from pathlib import Path
 import pandas as pd
 
 from abanet_lib.core import paths
-from abanet_lib.core.config import Scale, get_scale
+from abanet_lib.core.config import RunConfig, Scale, get_scale
+from abanet_lib.models import create_model
+from abanet_lib.models.inspect import count_flops
+from abanet_lib.paper.definitions import TABLE_ORDER
+from abanet_lib.paper.experiments import experiments
+from abanet_lib.paper.run_plan import duration_key, priority_plan
 
 #: The reduced list's target: every table in at most this many CPU-hours on a 2-core machine.
 BUDGET_CPU_HOURS = 8.0
@@ -39,6 +45,92 @@ BASES = ("measured", "same config", "same model, FLOP-scaled", "FLOP estimate")
 TYPICAL_MIN_RUNS = 3
 
 
+# ---------------------------------------------------------------------------------------
+# FLOP estimate (where no run of a configuration was measured)
+# ---------------------------------------------------------------------------------------
+#: Forward GFLOP per 64x64 image, counted with ``torch.utils.flop_counter`` (training costs
+#: about 3x the forward pass). Other models are counted on first use (:func:`forward_gflop`).
+FORWARD_GFLOP_AT_64 = {"abanet": 15.9, "basnet": 15.87, "smp:Unet:resnet50": 1.33, "unet_din": 1.87,
+                       "grabcut": 0.0}
+#: Sustained GFLOP/s of training on the development machine's 2 idle CPU cores: ABANet at 64x64,
+#: batch 8, bf16 autocast + channels_last trained at 5.2 img/s = 5.2 * 3 * 15.9 GFLOP/s
+#: (forward + backward ~ 3 forwards). Smaller models use the cores less well (underestimated).
+CPU_GFLOPS = 248.0
+#: Approximate data set sizes used by the estimate (images).
+DATASET_IMAGES = {"mfsd-sample": 220, "maskedfacenet-seg500": 450, "mfsd": 8500}
+
+
+@functools.lru_cache(maxsize=None)
+def forward_gflop(model: str, model_kwargs: tuple = ()) -> float:
+    """Forward GFLOP of one 64x64 image: the table value, else counted by
+    :func:`abanet_lib.models.inspect.count_flops` on a fresh build (GrabCut: no network, 0 with
+    any options)."""
+    if model in FORWARD_GFLOP_AT_64 and (not model_kwargs or model == "grabcut"):
+        return FORWARD_GFLOP_AT_64[model]
+    net = create_model(model, **RunConfig().with_model(model, **dict(model_kwargs)).model_kwargs_dict)
+    return count_flops(net, 64) / 1e9
+
+
+def estimate_run_seconds(cfg: RunConfig, gflops: float = CPU_GFLOPS,
+                         flop_table: dict | None = None) -> tuple[int, float]:
+    """FLOP-based estimate of one run (see :func:`budget`); returns ``(n_train, seconds)``."""
+    flops = flop_table or {}
+    n_eval_set = DATASET_IMAGES.get(cfg.eval_dataset, 220)
+    n_test = n_eval_set / cfg.n_folds if cfg.split == "groupkfold" else 0.1 * n_eval_set
+    n = sum(DATASET_IMAGES.get(d, 220) for d in cfg.train_datasets if d != cfg.eval_dataset)
+    if cfg.extra_train_images is not None:  # one cap over all extra sets, as in train.build_split
+        n = min(n, cfg.extra_train_images)
+    if cfg.eval_dataset in cfg.train_datasets:
+        n += n_eval_set - n_test
+    n_val = n * cfg.val_fraction
+    n -= n_val
+    if cfg.max_train_images is not None:
+        n = min(n, cfg.max_train_images)
+    if cfg.model in flops:
+        f = flops[cfg.model]
+    elif cfg.model in FORWARD_GFLOP_AT_64 and not cfg.model_kwargs:
+        f = FORWARD_GFLOP_AT_64[cfg.model]
+    elif cfg.model == "abanet":
+        f = FORWARD_GFLOP_AT_64["abanet"]  # the variants differ by a few percent
+    else:
+        f = forward_gflop(cfg.model, cfg.model_kwargs)
+    f *= (cfg.image_size / 64) ** 2
+    trainable = cfg.model != "grabcut"
+    total = (3 * f * cfg.epochs * n + f * cfg.epochs * n_val if trainable else 0.0) + f * n_test
+    return int(n), round(total / gflops, 1)
+
+
+def budget(table: str, scale: Scale | str | None = None, rows=None, gflops: float = CPU_GFLOPS,
+           flop_table: dict | None = None):
+    """Rough time estimate (seconds) of the runs of ``table`` at ``scale`` on a given compute rate.
+
+    Per run: training ``3 * F * epochs * n_train`` plus validation ``F * epochs * n_val`` plus the
+    test ``F * n_test`` GFLOP, divided by ``gflops``, where ``F`` is the forward GFLOP of one
+    image, scaled by ``(size / 64)^2``. Data loading and Python overhead are ignored, so small
+    models are underestimated.
+
+    Args:
+        gflops: sustained GFLOP/s of the machine (default: the 2-core development machine).
+        flop_table: model name -> forward GFLOP at 64x64, overriding the defaults.
+
+    Returns:
+        DataFrame with one row per run: ``run_id``, ``model``, ``image_size``, ``n_train``,
+        ``seconds``; ``attrs["total_s"]`` holds the sum.
+    """
+    scale = scale if isinstance(scale, Scale) else get_scale(scale)
+    records = []
+    for cfg in experiments(table, scale, rows=rows):
+        n_train, seconds = estimate_run_seconds(cfg, gflops, flop_table)
+        records.append({"run_id": cfg.run_id, "model": cfg.model, "image_size": cfg.image_size,
+                        "n_train": n_train, "seconds": seconds})
+    frame = pd.DataFrame(records)
+    frame.attrs["total_s"] = float(frame["seconds"].sum()) if len(frame) else 0.0
+    return frame
+
+
+# ---------------------------------------------------------------------------------------
+# Measured cost
+# ---------------------------------------------------------------------------------------
 def measured_cpu_seconds(run_dir: Path) -> float | None:
     """Training (all epochs, across resumes) plus test seconds of a finished CPU run, else None."""
     metrics_path = Path(run_dir) / "metrics.json"
@@ -78,12 +170,9 @@ def cost_table(scale: Scale | str | None = None, runs_root: Path | None = None) 
         ``missing``), ``cpu_seconds`` (as measured, else priced), ``typical_seconds`` (see the
         module docstring) and ``basis`` (one of :data:`BASES`).
     """
-    from abanet_lib.ops import batch_runner
-    from abanet_lib.paper import experiments
-
     scale = scale if isinstance(scale, Scale) else get_scale(scale)
     runs_root = Path(runs_root) if runs_root is not None else paths.runs_dir()
-    plan = batch_runner.priority_plan(list(experiments.TABLES), scale)
+    plan = priority_plan(list(TABLE_ORDER), scale)
     records = []
     for item in plan:
         cfg = item.config
@@ -91,7 +180,7 @@ def cost_table(scale: Scale | str | None = None, runs_root: Path | None = None) 
         done = (folder / "metrics.json").is_file()
         measured = measured_cpu_seconds(folder) if done else None
         records.append({"run_id": cfg.run_id, "model": cfg.model, "tables": ",".join(item.tables),
-                        "fold": cfg.fold, "key": batch_runner.duration_key(cfg),
+                        "fold": cfg.fold, "key": duration_key(cfg),
                         "status": ("done (cpu)" if measured is not None else "done (gpu)") if done else "missing",
                         "measured": measured, "config": cfg,
                         "machine": measured_machine(folder) if measured is not None else ""})
@@ -108,7 +197,7 @@ def cost_table(scale: Scale | str | None = None, runs_root: Path | None = None) 
         elif r["key"] in by_key:
             r["cpu_seconds"], r["basis"] = statistics.median(by_key[r["key"]]), BASES[1]
         else:  # the FLOP estimate, scaled when the model was measured (counting FLOPs may build it once)
-            estimate = experiments.estimate_run_seconds(r["config"])[1]
+            estimate = estimate_run_seconds(r["config"])[1]
             if r["model"] in ratios:
                 r["cpu_seconds"], r["basis"] = ratios[r["model"]] * estimate, BASES[2]
             else:
@@ -123,12 +212,10 @@ def cost_table(scale: Scale | str | None = None, runs_root: Path | None = None) 
 
 def _measured_to_estimate_ratios(records: list[dict]) -> dict[str, float]:
     """Per model: median of measured seconds / FLOP-estimated seconds over its measured runs."""
-    from abanet_lib.paper import experiments
-
     ratios: dict[str, list[float]] = {}
     for r in records:
         if r["measured"] is not None:
-            estimate = experiments.estimate_run_seconds(r["config"])[1]
+            estimate = estimate_run_seconds(r["config"])[1]
             if estimate > 0:
                 ratios.setdefault(r["model"], []).append(r["measured"] / estimate)
     return {model: statistics.median(values) for model, values in ratios.items()}

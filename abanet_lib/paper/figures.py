@@ -14,61 +14,20 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from PIL import Image
 
-#: Colours of the error overlay (RGB in [0, 1]).
-COLOR_TP = (1.0, 1.0, 1.0)
-COLOR_FP = (0.90, 0.10, 0.10)  # predicted mask where there is none: red
-COLOR_FN = (0.15, 0.35, 0.95)  # missed mask pixels: blue
-COLOR_GT_CONTOUR = "#00d060"
-
-
-# ---------------------------------------------------------------------------------------
-# Models and predictions
-# ---------------------------------------------------------------------------------------
-def load_trained_model(run: Any):
-    """The trained model of ``run`` in eval mode (CPU): :func:`abanet_lib.engine.registry.load_model`.
-
-    Raises:
-        FileNotFoundError: a trainable model whose checkpoint is gone (rerun with force=True).
-    """
-    from abanet_lib.engine.registry import load_model
-
-    return load_model(run).eval()
-
-
-def predict_maps(model, samples: Sequence[Any], image_size: int, device: str = "auto",
-                 precision: str = "auto") -> list[np.ndarray]:
-    """Probability maps at each sample's native size.
-
-    Args:
-        model: segmentation model (logits (N,1,S,S) in eval mode).
-        samples: loaded samples with ``image`` (H, W, 3) uint8.
-        image_size: the model's input size S.
-
-    Returns:
-        One float32 array (H, W) in [0, 1] per sample.
-    """
-    import torch
-
-    from abanet_lib.core.devices import resolve_device, resolve_precision
-    from abanet_lib.engine.evaluate import predict_proba, preprocess, to_native_size
-
-    dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
-    model = model.to(dev).eval()
-    if not samples:
-        return []
-    batch = torch.stack([preprocess(sample.image, image_size) for sample in samples])
-    probs = predict_proba(model, batch, dev, prec, channels_last=False)  # (N, 1, S, S), one pass
-    out = []
-    for sample, prob in zip(samples, probs):
-        h, w = sample.image.shape[:2]
-        native = to_native_size(prob[None], h, w)[0]
-        out.append(native.numpy().astype(np.float32))
-    return out
-
+from abanet_lib.app import predict
+from abanet_lib.core.config import Scale, get_scale
+from abanet_lib.engine.registry import PREDICTIONS_DIR, find_runs
+from abanet_lib.engine.train import build_split
+from abanet_lib.paper.artifacts import read_figure_maps
+from abanet_lib.paper.definitions import FIGURES, TABLES
+from abanet_lib.paper.experiments import table_rows
+from abanet_lib.paper.model_catalog import plot_attention_and_sides
+from abanet_lib.paper.plots import COLOR_GT_CONTOUR, error_overlay
 
 # ---------------------------------------------------------------------------------------
 # Choosing crops
@@ -86,7 +45,7 @@ def hardest_crops(runs: Sequence[Any], k: int = 6, metric: str = "iou") -> list[
         raise ValueError("hardest_crops: no runs given")
     frames = []
     for run in runs:
-        per_image = getattr(run, "per_image", None)
+        per_image = run.per_image
         if per_image is None or "name" not in per_image.columns or metric not in per_image.columns:
             raise ValueError(f"hardest_crops: run {run.config.run_id} has no per-image {metric!r} "
                              "(per_image needs columns 'name' and the metric)")
@@ -100,8 +59,6 @@ def hardest_crops(runs: Sequence[Any], k: int = 6, metric: str = "iou") -> list[
 
 def load_test_samples(run: Any, names: Sequence[str]) -> list[Any]:
     """Load the named samples of ``run``'s test split, in the order of ``names``."""
-    from abanet_lib.engine.train import build_split
-
     refs = {r.name: r for r in build_split(run.config).test}
     missing = [n for n in names if n not in refs]
     if missing:
@@ -112,23 +69,6 @@ def load_test_samples(run: Any, names: Sequence[str]) -> list[Any]:
 # ---------------------------------------------------------------------------------------
 # Qualitative grid (Figures 8 and 9)
 # ---------------------------------------------------------------------------------------
-def error_overlay(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """RGB image (H, W, 3) in [0, 1]: TP white, FP red, FN blue, TN black.
-
-    Args:
-        pred: predicted mask (H, W) bool.
-        gt: ground-truth mask (H, W) bool.
-    """
-    pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
-    if pred.shape != gt.shape:
-        raise ValueError(f"error_overlay: prediction {pred.shape} and ground truth {gt.shape} differ in shape")
-    rgb = np.zeros(pred.shape + (3,), dtype=np.float32)
-    rgb[pred & gt] = COLOR_TP
-    rgb[pred & ~gt] = COLOR_FP
-    rgb[~pred & gt] = COLOR_FN
-    return rgb
-
-
 def qualitative_grid(samples: Sequence[Any], predictions: Mapping[str, Sequence[np.ndarray]],
                      threshold: float = 0.5, title: str | None = None):
     """Rows: image, ground truth, then one row per model; one column per sample.
@@ -142,8 +82,6 @@ def qualitative_grid(samples: Sequence[Any], predictions: Mapping[str, Sequence[
         threshold: binarisation threshold of the maps.
         title: figure title.
     """
-    import matplotlib.pyplot as plt
-
     labels = list(predictions)
     for label in labels:
         if len(predictions[label]) != len(samples):
@@ -217,10 +155,6 @@ def saved_predictions(run: Any, names: Sequence[str]) -> list[np.ndarray] | None
     Every record keeps ``<run>/predictions/<stem>.png`` (1 bit per pixel), so figures need no
     weights.
     """
-    from PIL import Image
-
-    from abanet_lib.engine.registry import PREDICTIONS_DIR
-
     folder = Path(run.path) / PREDICTIONS_DIR
     files = [folder / f"{Path(name).stem}.png" for name in names]
     if not all(f.is_file() for f in files):
@@ -241,8 +175,6 @@ def alpha_sweep_plot(frame: pd.DataFrame, metric: str = "iou", chosen_alpha: flo
     The paper's Figure 7 has no numbers in the text, so only its choice (alpha = 0.3) is
     marked.
     """
-    import matplotlib.pyplot as plt
-
     alphas, means, stds = [], [], []
     for label, row in frame.iterrows():
         match = re.match(r"alpha=([0-9.]+)", str(label))
@@ -273,8 +205,6 @@ def ablation_bars(frame: pd.DataFrame, metric: str = "iou", title: str = ""):
     the right. Horizontal, so a 17-row table reads at a glance; dots rather than bars, so the
     axis can start near the values without exaggerating differences. Rows without a result
     say so."""
-    import matplotlib.pyplot as plt
-
     labels = [str(i) for i in frame.index]
     y = np.arange(len(labels))
     means = frame[metric].to_numpy(dtype=float)
@@ -313,31 +243,19 @@ def ablation_bars(frame: pd.DataFrame, metric: str = "iou", title: str = ""):
 # ---------------------------------------------------------------------------------------
 # Which runs the qualitative figures show
 # ---------------------------------------------------------------------------------------
-#: Figure -> (table whose runs it shows, row labels). Figure 8 shows the paper's six models
-#: (its U-Net++ backbone is not stated: ResNet50, run at every scale, unlike Efficient-b7),
-#: Figure 9 every Table 4 method.
-FIGURE_ROWS = {
-    "fig8": ("table2", ("ABANet (ours)", "BASNet", "DAD / ResNet50", "EU-Net / ResNet-34",
-                        "EINet / ResNet50", "Unet++ / ResNet50")),
-    "fig9": ("table4", ("ABANet (ours)", "Din et al. (U-Net)", "Zhang et al. (GrabCut)",
-                        "Geng et al. (U-Net)", "Sola & Gera (Mask R-CNN)")),
-}
-
-
 def figure_configs(figure: str, scale, device: str = "auto") -> dict:
     """Label -> the run config a qualitative figure shows (first fold / first trial).
 
-    At smoke scale the rows are those of :data:`abanet_lib.paper.experiments.SMOKE_ROWS` of the
-    figure's table, so the figure reuses runs the smoke notebooks trained anyway. Rows whose
-    model cannot be built are left out (and printed).
+    The rows are the figure's definition (:data:`abanet_lib.paper.definitions.FIGURES`); at smoke
+    scale they are the smoke rows of the figure's table, so the figure reuses runs the smoke
+    notebooks trained anyway. Rows whose model cannot be built are left out (and printed).
     """
-    from abanet_lib.paper.experiments import SMOKE_ROWS, table_rows
-
-    if figure not in FIGURE_ROWS:
-        raise ValueError(f"figure_configs: unknown figure {figure!r}; expected one of {sorted(FIGURE_ROWS)}")
-    table, labels = FIGURE_ROWS[figure]
-    if getattr(scale, "name", scale) == "smoke":
-        labels = tuple(SMOKE_ROWS[table])
+    if figure not in FIGURES:
+        raise ValueError(f"figure_configs: unknown figure {figure!r}; expected one of {sorted(FIGURES)}")
+    scale = scale if isinstance(scale, Scale) else get_scale(scale)
+    table, labels = FIGURES[figure].table, FIGURES[figure].rows
+    if scale.name == "smoke":
+        labels = TABLES[table].smoke_rows
     out = {}
     for row in table_rows(table, scale, rows=labels, device=device):
         if row.not_built is not None or row.skipped is not None:
@@ -358,9 +276,7 @@ def _paper_default_abanet(run: Any) -> bool:
 def recorded_run(scale: str, artifact: str) -> Any | None:
     """The paper-default ABANet run of ``scale`` whose record holds ``artifact`` (a file name of
     :mod:`abanet_lib.paper.artifacts`), lowest (fold, seed, id) first; None when no record has it."""
-    from abanet_lib.engine.registry import find_runs
-
-    runs = [r for r in find_runs(model="abanet", scale=str(getattr(scale, "name", scale)))
+    runs = [r for r in find_runs(model="abanet", scale=scale.name if isinstance(scale, Scale) else str(scale))
             if _paper_default_abanet(r) and (Path(r.path) / artifact).is_file()]
     runs.sort(key=lambda r: (r.config.fold, r.config.seed, r.run_id))
     return runs[0] if runs else None
@@ -369,9 +285,6 @@ def recorded_run(scale: str, artifact: str) -> Any | None:
 def recorded_attention_figure(run: Any):
     """Notebook 02's figure: the crop, its mask, every psi and every side output, from the run's
     ``figure_maps.npz`` (computed with the run's trained weights after its evaluation)."""
-    from abanet_lib.paper.artifacts import read_figure_maps
-    from abanet_lib.paper.model_catalog import plot_attention_and_sides
-
     maps = read_figure_maps(run)
     psi = {int(k[4:]): v.astype(np.float32) for k, v in maps.items() if k.startswith("psi_")}
     probs = {k[4:]: v.astype(np.float32) for k, v in maps.items() if k.startswith("out_")}
@@ -391,10 +304,6 @@ def photo_demo_figures(photos: Mapping[str, np.ndarray], demo: Sequence[Mapping]
     Returns:
         (figure 14b, figure 14c).
     """
-    import matplotlib.pyplot as plt
-
-    from abanet_lib.app import predict
-
     n = len(demo)
     fig_b, axes = plt.subplots(2, n, figsize=(2 * n, 4.2), squeeze=False)
     for i, item in enumerate(demo):

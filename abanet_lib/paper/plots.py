@@ -1,17 +1,53 @@
-"""Plot style and the one helper that saves every figure of the project."""
+"""Plot style, the one colour scheme of mask pictures, and the one helper that saves every figure.
+
+Colour scheme (:func:`error_overlay` and every figure, widget and photo overlay that shows a
+mask): correct mask pixels white, false positives red, false negatives blue, the ground-truth
+boundary green; a predicted mask laid over a photo is tinted :data:`MASK_TINT_RGB` with the face
+box :data:`FACE_BOX_RGB` and the crop box :data:`CROP_BOX_RGB`.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import seaborn as sns
 
 from abanet_lib.core import paths
+from abanet_lib.core.config import Scale
+
+
+#: Colours of the error overlay (RGB in [0, 1]).
+COLOR_TP = (1.0, 1.0, 1.0)
+COLOR_FP = (0.90, 0.10, 0.10)  # predicted mask where there is none: red
+COLOR_FN = (0.15, 0.35, 0.95)  # missed mask pixels: blue
+COLOR_GT_CONTOUR = "#00d060"
+#: Photo overlays (uint8 RGB): the predicted mask's tint and its opacity, the face and crop boxes.
+MASK_TINT_RGB = (255, 40, 40)
+MASK_TINT_ALPHA = 0.5
+FACE_BOX_RGB = (40, 220, 40)
+CROP_BOX_RGB = (240, 220, 40)
+
+
+def error_overlay(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """RGB image (H, W, 3) in [0, 1]: TP white, FP red, FN blue, TN black.
+
+    Args:
+        pred: predicted mask (H, W) bool.
+        gt: ground-truth mask (H, W) bool.
+    """
+    pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
+    if pred.shape != gt.shape:
+        raise ValueError(f"error_overlay: prediction {pred.shape} and ground truth {gt.shape} differ in shape")
+    rgb = np.zeros(pred.shape + (3,), dtype=np.float32)
+    rgb[pred & gt] = COLOR_TP
+    rgb[pred & ~gt] = COLOR_FP
+    rgb[~pred & gt] = COLOR_FN
+    return rgb
 
 
 def set_style() -> None:
     """The project's fixed plot style (called by :func:`save_fig` and notebooks)."""
-    import seaborn as sns
-
     sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
     matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight"})
 
@@ -50,7 +86,7 @@ def save_fig(fig, name: str, scale: str | None = None, folder: Path | None = Non
             raise ValueError(f"save_fig: figure {name!r} names no scale; pass scale= (one of "
                              f"{', '.join(_SCALE_SUFFIXES)}) so smoke outputs never replace committed ones")
         scale = suffix
-    scale = str(getattr(scale, "name", scale))
+    scale = scale.name if isinstance(scale, Scale) else str(scale)
     if suffix is None:
         name = f"{name}_{scale}"
     elif suffix != scale:

@@ -16,11 +16,20 @@ records gives the same bytes; a copy over :data:`MAX_PUBLISHED_BYTES` raises.
 """
 from __future__ import annotations
 
+import ast
+import base64
+import io
+import json
 import os
 import re
 import time
 from pathlib import Path
 from typing import Iterable
+
+import papermill as pm
+from jupyter_client.manager import AsyncKernelManager
+from papermill.exceptions import PapermillExecutionError
+from PIL import Image
 
 from abanet_lib.core import paths
 
@@ -54,33 +63,16 @@ class NotebookFailed(RuntimeError):
 IPC_KERNEL_MANAGER = "abanet_lib.paper.reproduce.IPCKernelManager"
 
 
-def _ipc_kernel_manager():
-    from jupyter_client.manager import AsyncKernelManager
+class IPCKernelManager(AsyncKernelManager):
+    """The kernel manager papermill uses, on the ``ipc`` transport."""
 
-    class IPCKernelManager(AsyncKernelManager):
-        """The kernel manager papermill uses, on the ``ipc`` transport."""
-
-        def __init__(self, **kwargs):
-            kwargs.setdefault("transport", "ipc")
-            super().__init__(**kwargs)
-
-    return IPCKernelManager
-
-
-def __getattr__(name: str):
-    # built on first use: jupyter_client is only needed when notebooks are executed
-    if name == "IPCKernelManager":
-        cls = _ipc_kernel_manager()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(name)
+    def __init__(self, **kwargs):
+        kwargs.setdefault("transport", "ipc")
+        super().__init__(**kwargs)
 
 
 def parameter_names(notebook: Path | str) -> list[str]:
     """Names assigned in the notebook's ``parameters`` cell (parsed with :mod:`ast`)."""
-    import ast
-    import json
-
     nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
     for cell in nb.get("cells", []):
         if "parameters" in cell.get("metadata", {}).get("tags", []):
@@ -196,11 +188,6 @@ PUBLISHED_IMAGE_WIDTH = 800
 
 def compact_png(b64: str, max_width: int = PUBLISHED_IMAGE_WIDTH) -> str:
     """A smaller, deterministic re-encoding of a base64 PNG output (same input, same bytes)."""
-    import base64
-    import io
-
-    from PIL import Image
-
     image = Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB")
     if image.width > max_width:
         image = image.resize((max_width, max(1, round(image.height * max_width / image.width))), Image.LANCZOS)
@@ -216,8 +203,6 @@ def publish_notebook(executed: Path | str, target: Path | str, max_bytes: int = 
     Raises:
         ValueError: the scrubbed copy is larger than ``max_bytes``.
     """
-    import json
-
     nb = json.loads(Path(executed).read_text(encoding="utf-8"))
     text = json.dumps(scrub_notebook(nb), indent=1, ensure_ascii=False, sort_keys=True) + "\n"
     if len(text.encode("utf-8")) > max_bytes:
@@ -302,9 +287,6 @@ def reproduce(
     Raises:
         NotebookFailed: a notebook raised (message names notebook, cell, error).
     """
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
     notebooks = find_notebooks(notebooks_dir, only, start_from)
     out = Path(out_dir) if out_dir is not None else paths.executed_notebooks_dir() / scale
     out.mkdir(parents=True, exist_ok=True)

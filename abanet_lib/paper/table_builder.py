@@ -1,0 +1,247 @@
+"""One reproduced table beside the paper's: mean +- std over runs, the paper's number, the gap.
+
+:func:`build_table` turns finished runs (:class:`abanet_lib.engine.registry.Run`) into one row
+per row of the table's definition (:mod:`abanet_lib.paper.definitions`, expanded by
+:mod:`abanet_lib.paper.experiments`), puts the paper's numbers in the next columns, and writes
+``results/tables/<table>_<scale>.csv`` and ``.md`` (:mod:`abanet_lib.paper.table_files`) with a
+caption naming scale, data, image size, epochs, devices, number of runs and commit.
+
+Units are the paper's: IoU, F1, precision, recall, accuracy in percent, MAE a fraction,
+F-beta a fraction in Table 3 and a percent in Table 4 (as printed there). F-beta is the
+*maximum* F-beta over thresholds (beta^2 = 0.3), the usual salient-object choice; the paper
+does not say which F-beta it reports.
+
+"Within spread" (primary metric, IoU unless stated): ``|ours - paper| <= std`` of our runs.
+"Tied with best": our row's mean is within ``max(std_row, std_best)`` of our best row, i.e.
+the difference between the two rows is smaller than the run-to-run spread.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from abanet_lib.core.config import Scale, get_scale
+from abanet_lib.paper.definitions import LOWER_IS_BETTER, TABLES, TableDefinition
+from abanet_lib.paper.experiments import ExperimentRow, table_rows
+from abanet_lib.paper.paper_numbers import RELEASED_SMP_SCORES
+from abanet_lib.paper.recorded_metrics import (RECORDED_COLUMNS, metric_value, recorded_cross_domain, recorded_fps,
+                                               run_provenance, run_summary)
+from abanet_lib.paper.table_files import write_table
+
+
+
+# ---------------------------------------------------------------------------------------
+# Building one table
+# ---------------------------------------------------------------------------------------
+def build_table(
+    table: str,
+    runs: Iterable[Any],
+    scale: Scale | str | None = None,
+    rows: Iterable[str] | str | None = None,
+    extra_metrics: Mapping[str, Mapping[str, float]] | None = None,
+    write: bool = True,
+    folder: Path | None = None,
+    check_models: bool = True,
+) -> pd.DataFrame:
+    """Our table (mean +- std over runs) beside the paper's.
+
+    Args:
+        table: ``"table2"`` ... ``"table9"``, ``"fig7"``, ``"released_vs_paper"``, ``"synthetic"``.
+        runs: finished runs (objects with ``config`` and ``metrics``); runs of other tables
+            are ignored, so passing every run is fine.
+        scale: the scale the runs belong to (caption, row list).
+        rows: subset of rows (see :func:`abanet_lib.paper.experiments.table_rows`).
+        extra_metrics: run id -> {column: value in the table's units} added to (and overriding)
+            the run's own metrics. Columns recorded beside the scores (FPS: :func:`recorded_fps`,
+            cross-domain scores: :func:`recorded_cross_domain`) are read from the records.
+        write: write ``<table>_<scale>.csv`` and ``.md`` into ``folder`` (default
+            ``results/tables/``).
+        folder: output folder override.
+        check_models: mark rows whose model cannot be built as "not built".
+
+    Returns:
+        DataFrame indexed by row label with ``status``, ``n``, per metric ``<m>``,
+        ``<m>_std``, ``paper_<m>``, then ``diff_<primary>``, ``within_spread``,
+        ``tied_with_best``, ``note``, ``run_ids``. ``attrs["caption"]`` holds the caption.
+    """
+    scale = scale if isinstance(scale, Scale) else get_scale(scale)
+    if table not in TABLES:
+        raise ValueError(f"build_table: unknown table {table!r}; expected one of {', '.join(TABLES)}")
+    spec = TABLES[table]
+    exp_rows = table_rows(table, scale, rows, check_models=check_models)
+    by_id = {}
+    for run in runs:
+        by_id.setdefault(run.config.run_id, run)
+    extra: dict[str, dict[str, float]] = {}
+    # Columns stored beside the scores (speed.json, cross_domain.json), read from the records only.
+    recorded = RECORDED_COLUMNS & set(spec.metrics)
+    if "fps" in recorded:
+        _merge(extra, recorded_fps(by_id.values()))
+    if recorded - {"fps"}:
+        _merge(extra, recorded_cross_domain(by_id.values(), scale))
+    _merge(extra, extra_metrics or {})
+
+    records, used_runs = [], []
+    for row in exp_rows:
+        # A skipped row is not part of the scale's list, even if an earlier run of it exists.
+        found = [] if row.skipped else [by_id[i] for i in row.run_ids if i in by_id]
+        used_runs += found
+        records.append(_row_record(row, found, spec, extra))
+    frame = pd.DataFrame(records).set_index("row")
+    frame.index.name = "row"
+    _add_paper_columns(frame, table, exp_rows, spec)
+    _add_comparisons(frame, spec)
+    frame.attrs["caption"] = caption(table, scale, used_runs, exp_rows, spec)
+    frame.attrs["title"] = spec.title
+    frame.attrs["table"] = table
+    frame.attrs["scale"] = scale.name
+    if write:
+        write_table(frame, f"{table}_{scale.name}", folder=folder)
+    return frame
+
+
+def _merge(into: dict, more: Mapping) -> None:
+    for run_id, values in more.items():
+        into.setdefault(run_id, {}).update(values)
+
+
+def _row_record(row: ExperimentRow, found: list, spec: TableDefinition, extra: Mapping) -> dict:
+    rec: dict[str, Any] = {"row": row.label}
+    expected = len(row.configs)
+    if row.not_built is not None:
+        rec["status"] = f"not built: {row.not_built}"
+    elif row.skipped is not None:
+        rec["status"] = f"not run at this scale: {row.skipped}"
+    elif not found:
+        rec["status"] = "not run"
+    elif len(found) < expected:
+        rec["status"] = f"partial ({len(found)}/{expected} runs)"
+    else:
+        rec["status"] = "ok"
+    rec["n"] = len(found)
+    for m in spec.metrics:
+        values = []
+        for run in found:
+            value = extra.get(run.config.run_id, {}).get(m)
+            if value is None:
+                value = metric_value(run_summary(run), m, spec.percent)
+            values.append(float(value))
+        values = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
+        rec[m] = float(values.mean()) if len(values) else math.nan
+        rec[f"{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    missing = {m: [run.config.run_id for run in found
+                   if math.isnan(float(extra.get(run.config.run_id, {}).get(m, math.nan)))]
+               for m in spec.metrics if m in RECORDED_COLUMNS}
+    gaps = [f"{m} not in the record of {', '.join(ids)} (measured after training only where the "
+            f"weights were at hand; these runs' weights are not)" for m, ids in missing.items() if ids]
+    rec["note"] = "; ".join([row.note] + gaps if row.note else gaps)
+    rec["run_ids"] = ";".join(run.config.run_id for run in found)
+    return rec
+
+
+def _add_paper_columns(frame: pd.DataFrame, table: str, exp_rows: list[ExperimentRow], spec: TableDefinition) -> None:
+    paper_frames: dict[str, pd.DataFrame | None] = {}
+    for m in spec.metrics:
+        frame[f"paper_{m}"] = math.nan
+        frame[f"paper_{m}_std"] = math.nan
+    for row in exp_rows:
+        if row.paper_row is None:
+            continue
+        paper = paper_frames.setdefault(row.paper_table, TABLES[row.paper_table].paper_frame())
+        if paper is None or row.paper_row not in paper.index:
+            continue
+        for m in spec.metrics:
+            paper_col = _paper_column(m)
+            if paper_col is not None and paper_col in paper.columns:
+                frame.loc[row.label, f"paper_{m}"] = float(paper.loc[row.paper_row, paper_col])
+            if f"{paper_col}_std" in paper.columns:
+                frame.loc[row.label, f"paper_{m}_std"] = float(paper.loc[row.paper_row, f"{paper_col}_std"])
+    for m in spec.metrics:  # drop std columns the paper never gives
+        if frame[f"paper_{m}_std"].isna().all():
+            del frame[f"paper_{m}_std"]
+    if table == "table2":
+        frame["released_iou"] = [float(RELEASED_SMP_SCORES.loc[r, "iou"]) if r in RELEASED_SMP_SCORES.index
+                                 else math.nan for r in frame.index]
+
+
+def _paper_column(metric: str) -> str | None:
+    """The paper's column for one of ours; the paper has MFSD numbers only (no "@maskedfacenet")."""
+    base, _, where = metric.partition("@")
+    return base if where in ("", "mfsd") else None
+
+
+def _add_comparisons(frame: pd.DataFrame, spec: TableDefinition) -> None:
+    p = spec.primary
+    sign = -1.0 if p in LOWER_IS_BETTER else 1.0
+    ours, std, paper = frame[p], frame[f"{p}_std"], frame[f"paper_{p}"]
+    frame[f"diff_{p}"] = ours - paper
+    within = []
+    for o, s, q in zip(ours, std, paper):
+        within.append(None if any(math.isnan(v) for v in (o, s, q)) else bool(abs(o - q) <= s))
+    frame["within_spread"] = pd.array(within, dtype="boolean")
+    tied = [None] * len(frame)
+    if ours.notna().any():
+        best = (ours * sign).idxmax()
+        best_mean, best_std = ours[best], std[best]
+        for i, (label, o, s) in enumerate(zip(frame.index, ours, std)):
+            if math.isnan(o):
+                continue
+            if label == best:
+                tied[i] = True
+                continue
+            spread = np.nanmax([s, best_std]) if not (math.isnan(s) and math.isnan(best_std)) else math.nan
+            tied[i] = None if math.isnan(spread) else bool(abs(o - best_mean) <= spread)
+        frame.attrs["best_row"] = best
+    frame["tied_with_best"] = pd.array(tied, dtype="boolean")
+
+
+def _device_name(prov: dict) -> str:
+    dev = prov.get("device")
+    if isinstance(dev, dict):
+        if dev.get("cuda_name"):
+            return str(dev["cuda_name"])
+        cpu = dev.get("cpu_model") or "CPU"
+        threads = dev.get("torch_threads")
+        return f"{cpu} ({threads} threads)" if threads else str(cpu)
+    return str(dev) if dev else "unknown device"
+
+
+def caption(table: str, scale: Scale, runs: Sequence[Any], exp_rows: Sequence[ExperimentRow],
+            spec: TableDefinition | None = None) -> str:
+    """Caption sentences: what was run, on what, how often, where, at which commit."""
+    spec = spec or TABLES[table]
+    configs = [c for r in exp_rows for c in r.configs]
+    sizes = sorted({c.image_size for c in configs})
+    epochs = sorted({c.epochs for c in configs})
+    train_sets = sorted({" + ".join(c.train_datasets) for c in configs})
+    test_sets = sorted({c.eval_dataset for c in configs})
+    devices = sorted({_device_name(run_provenance(r)) for r in runs}) or ["none (no runs yet)"]
+    commits = sorted({str(run_provenance(r).get("git_commit", "unknown"))[:10] for r in runs})
+    dirty = any(run_provenance(r).get("git_dirty") for r in runs)
+    per_row = sorted({len(r.configs) for r in exp_rows})
+    parts = [
+        f"Scale: {scale.description}.",
+        f"Ours: mean +- std over the runs of each row (n in the table; {'/'.join(map(str, per_row))} "
+        f"planned per row; std needs n >= 2). {len(runs)} runs in this table.",
+        f"Train: {'; '.join(train_sets)}. Test: {', '.join(test_sets)} (split {scale.split}, "
+        f"{scale.n_folds} folds where applicable).",
+        f"Image size: {', '.join(f'{s}x{s}' for s in sizes)}. Epochs: {', '.join(map(str, epochs))}. "
+        f"ImageNet weights: {'yes' if scale.pretrained else 'no (from scratch)'}.",
+        f"Device(s): {'; '.join(devices)}.",
+        f"Commit(s): {', '.join(commits) if commits else 'n/a'}{' (uncommitted changes)' if dirty else ''}.",
+        f"Paper numbers: {spec.paper_source}.",
+    ]
+    if spec.notes:
+        parts.append(spec.notes)
+    if scale.name == "smoke":
+        parts.append("Smoke scale runs a subset of rows (the table definition's smoke_rows) and its numbers "
+                     "mean nothing; it checks the plumbing only.")
+    parts.append("within spread: |ours - paper| <= our std on "
+                 f"{spec.primary}; tied with best: within the larger std of the two rows.")
+    return " ".join(parts)
+
+
