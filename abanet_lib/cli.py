@@ -104,6 +104,7 @@ FIELD_TYPES = {
     "seed": int_option(0, 2**32 - 1),
     "precision": choice_option(PRECISIONS),
     "channels_last": bool_option,
+    "batches_on_device": bool_option,
     "early_stopping": int_option(1, optional=True),
     "device": device_option,
     "num_workers": int_option(0, 256),

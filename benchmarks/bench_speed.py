@@ -45,9 +45,31 @@ import torch  # noqa: E402
 from abanet_lib.core import paths  # noqa: E402
 from abanet_lib.core.devices import (describe_device, resolve_device, resolve_precision,  # noqa: E402
                                 synchronize, to_memory_format)
+from abanet_lib.models import create_model  # noqa: E402
+from abanet_lib.models.inspect import count_flops  # noqa: E402
 from released_step import ReleasedStep  # noqa: E402
 
 TARGETS = {"cpu": 2.0, "cuda": 2.5}
+#: Dense bf16 tensor-core peaks (TFLOP/s, vendor data sheets, SXM parts, no sparsity), matched
+#: against the CUDA device name; a device not listed reports no percentage.
+BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
+#: The issue's target share of that peak at the best batch.
+PEAK_SHARE_TARGET = 0.30
+
+
+def bf16_peak_tflops(cuda_name: str | None) -> float | None:
+    """The device's dense bf16 peak in TFLOP/s (None: unknown device or CPU)."""
+    for key, peak in BF16_PEAK_TFLOPS.items():
+        if cuda_name and key in cuda_name:
+            return peak
+    return None
+
+
+def training_flops_per_image(image_size: int) -> float:
+    """Forward FLOPs of the paper-variant ABANet (eval graph, one image) times 3: backward costs
+    about twice the forward. The training graph adds small deep-supervision heads, so this
+    slightly under-counts (a conservative share of peak)."""
+    return 3.0 * count_flops(create_model("abanet"), image_size)
 #: The --quick setting: checks the plumbing in seconds; its numbers mean nothing.
 QUICK = dict(image_size=32, batch=2, iters=1, warmup=0, infer_iters=1, other_format=False)
 
@@ -232,6 +254,11 @@ def run_benchmark(device: str = "auto", image_size: int = 128, batch: int = 8, i
 
     train = summarise(train_times)
     infer = summarise(infer_times)
+    peak = bf16_peak_tflops(describe_device(dev).get("cuda_name"))
+    flops_per_image = training_flops_per_image(image_size)
+    for entry in train.values():
+        entry["tflops"] = entry["img_per_s"] * flops_per_image / 1e12
+        entry["share_of_bf16_peak"] = entry["tflops"] / peak if peak else None
     best_train = max((n for n in train if n != "released"), key=lambda n: train[n]["img_per_s"])
     best_infer = max((n for n in infer if n != "released"), key=lambda n: infer[n]["img_per_s"])
     target = TARGETS.get(dev.type, 2.0)
@@ -256,6 +283,8 @@ def run_benchmark(device: str = "auto", image_size: int = 128, batch: int = 8, i
         "meets_target": {"train": train[best_train]["ratio_vs_released"] >= target,
                          "infer": infer[best_infer]["ratio_vs_released"] >= target},
         "compile_build_s": build_s,
+        "training_flops_per_image": flops_per_image,
+        "bf16_peak_tflops": peak,
         "wall_s": {"train": train_wall, "infer": infer_wall, "total": time.perf_counter() - t_start},
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -280,13 +309,18 @@ def to_markdown(result: dict) -> str:
         f"medians of {result['iters_train']} training and {result['iters_infer']} inference rounds "
         f"after {result['warmup']} warm-up step(s) each; date {result['date_utc']}",
         "",
-        "| contender | train img/s | x released | infer img/s | x released |",
-        "|---|---:|---:|---:|---:|",
+        f"- Training FLOPs per image: {result['training_flops_per_image'] / 1e9:.2f} GFLOP (3 x the eval "
+        f"forward); bf16 peak of this device: "
+        f"{result['bf16_peak_tflops'] if result['bf16_peak_tflops'] else 'not listed'} TFLOP/s",
+        "",
+        "| contender | train img/s | x released | train TFLOP/s | % of bf16 peak | infer img/s | x released |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, desc in result["contenders"].items():
         t, i = result["train"][name], result["infer"][name]
-        lines.append(f"| {desc} | {t['img_per_s']:.2f} | {t['ratio_vs_released']:.2f} | "
-                     f"{i['img_per_s']:.2f} | {i['ratio_vs_released']:.2f} |")
+        share = f"{100 * t['share_of_bf16_peak']:.1f}" if t["share_of_bf16_peak"] is not None else "-"
+        lines.append(f"| {desc} | {t['img_per_s']:.2f} | {t['ratio_vs_released']:.2f} | {t['tflops']:.3f} | "
+                     f"{share} | {i['img_per_s']:.2f} | {i['ratio_vs_released']:.2f} |")
     tgt = result["target_ratio"]
     lines += ["", f"Target on {result['device']}: >= {tgt}x. Best training ratio "
               f"{result['best_train']['ratio']:.2f}x ({result['best_train']['contender']}), "

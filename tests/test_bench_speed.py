@@ -50,6 +50,20 @@ def test_quick_benchmark_returns_a_well_formed_result(bench, tmp_path):
     assert json_path.name == "speed_cpu.json" and md_path.name == "speed_cpu.md"
     text = md_path.read_text()
     assert "| released (ABANetOfficial" in text and "Load average" in text
+    # share of peak: FLOPs per image = 3 x the eval forward; no peak is listed for a CPU
+    ours = result["train"]["ours"]
+    assert ours["tflops"] == pytest.approx(ours["img_per_s"] * result["training_flops_per_image"] / 1e12)
+    assert result["bf16_peak_tflops"] is None and ours["share_of_bf16_peak"] is None
+
+
+def test_bf16_peaks_are_matched_by_device_name(bench):
+    assert bench.bf16_peak_tflops("NVIDIA H200") == 989.0
+    assert bench.bf16_peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert bench.bf16_peak_tflops("NVIDIA GeForce GTX 1080") is None and bench.bf16_peak_tflops(None) is None
+    from abanet_lib.models import create_model
+    from abanet_lib.models.inspect import count_flops
+
+    assert bench.training_flops_per_image(32) == 3 * count_flops(create_model("abanet"), 32)
 
 
 def test_steps_return_valid_outputs(bench, released):

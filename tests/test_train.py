@@ -181,3 +181,80 @@ def test_batch_iou_reference_values():
     masks[0, 0, :1] = 1       # 4 true pixels, all inside
     ious = train_mod.batch_iou(prob, masks)
     assert ious.tolist() == pytest.approx([0.5, 1.0])  # second: both empty -> 1
+
+
+class _BlobArrays:
+    """What a PreparedArrays holds for the trainer: uint8 crops and {0, 1} masks."""
+
+    def __init__(self, n: int, size: int = 16, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.images = rng.integers(0, 80, (n, size, size, 3), dtype=np.uint8)
+        self.masks = np.zeros((n, size, size), dtype=np.uint8)
+        for i in range(n):
+            top, left = rng.integers(0, size // 2, 2)
+            self.masks[i, top:top + size // 2, left:left + size // 2] = 1
+            self.images[i][self.masks[i] == 1] += 150
+
+    def __len__(self):
+        return len(self.images)
+
+
+def _array_data(augment: bool):
+    from abanet_lib.data.torch_data import SegmentationDataset
+    from abanet_lib.engine.assembly import TrainingData
+
+    return TrainingData(train=SegmentationDataset(_BlobArrays(8), augment=augment),
+                        val=SegmentationDataset(_BlobArrays(4, seed=1)))
+
+
+def test_batches_on_device_train_like_the_loader_on_one_full_batch(tmp_results):
+    """Unaugmented, with the whole set in one batch, the order cannot matter: the device path's
+    step is the loader path's step (same loss, same weights, within float tolerance)."""
+    cfg = tiny_config(epochs=2, batch_size=8)
+    results = []
+    for on_device in (False, True):
+        torch.manual_seed(0)
+        results.append(train(cfg.replace(batches_on_device=on_device), tmp_results / str(on_device),
+                             model=TinyNet(), criterion=bce, data=_array_data(augment=False),
+                             progress=False, resume=False))
+    loader, device = results
+    np.testing.assert_allclose(device.history["train_loss"], loader.history["train_loss"], rtol=1e-5)
+    for k, v in _weights(loader.model).items():
+        torch.testing.assert_close(_weights(device.model)[k], v, rtol=1e-4, atol=1e-5)
+    assert cfg.replace(batches_on_device=True).run_id != cfg.run_id  # other draws: another run
+
+
+def test_batches_on_device_augmented_training_learns_and_resumes_identically(tmp_results):
+    cfg = tiny_config(epochs=3, batch_size=4, batches_on_device=True)
+    torch.manual_seed(0)
+    full = train(cfg, tmp_results / "full", model=TinyNet(), criterion=bce, data=_array_data(True),
+                 progress=False, resume=False)
+    assert full.history["train_loss"].iloc[-1] < full.history["train_loss"].iloc[0]
+    assert np.isfinite(full.history["train_loss"]).all()
+    full_last = torch.load(checkpoint_dir(cfg) / "last.pt", weights_only=False)
+
+    def kill_after_first(info):
+        if info.epoch == 1:
+            raise KeyboardInterrupt
+
+    # epoch e's batches follow (seed, e): a run killed after epoch 1 and resumed is the same run
+    torch.manual_seed(0)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_results / "killed", model=TinyNet(), criterion=bce, data=_array_data(True),
+              progress=False, resume=False, callbacks=[kill_after_first])
+    torch.manual_seed(999), np.random.seed(999)
+    resumed = train(cfg, tmp_results / "killed", model=TinyNet(), criterion=bce, data=_array_data(True),
+                    progress=False)
+    assert resumed.resumed_from == 1
+    assert _same(full_last["model"], torch.load(checkpoint_dir(cfg) / "last.pt", weights_only=False)["model"])
+    pd.testing.assert_frame_equal(full.history.drop(columns=["seconds", "img_per_s"]),
+                                  resumed.history.drop(columns=["seconds", "img_per_s"]))
+
+
+def test_batches_on_device_is_refused_for_distributed_runs(tmp_results, monkeypatch):
+    monkeypatch.setattr(train_mod, "join_process_group",
+                        lambda backend: (train_mod.ProcessGroup(rank=0, world_size=2, backend="gloo"),
+                                         torch.device("cpu")))
+    with pytest.raises(ValueError, match="batches_on_device is for single-process runs"):
+        train(tiny_config(batches_on_device=True), tmp_results / "ddp", model=TinyNet(), criterion=bce,
+              data=_array_data(False), progress=False, distributed=True)

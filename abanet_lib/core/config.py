@@ -24,7 +24,7 @@ EXECUTION_ONLY_FIELDS = ("device", "num_workers")
 
 #: Fields added after runs were committed, with their defaults: left out of the run id while
 #: at the default, so every earlier run keeps its id.
-LATER_FIELDS = {"extra_train_images": None, "resize_masks": False}
+LATER_FIELDS = {"extra_train_images": None, "resize_masks": False, "batches_on_device": False}
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,10 @@ class RunConfig:
             (exact).
         channels_last: channels_last memory format.
         early_stopping: stop after this many epochs without validation-IoU gain (None: off).
+        batches_on_device: keep the prepared training crops on the device and build augmented
+            batches there (:class:`abanet_lib.data.device_batches.DeviceBatches`: no loader
+            workers, no host copies; the augmentation draws differ from the loader's, hence
+            part of the run id when on).
         scale: the scale preset this run belongs to (recorded, and part of the id).
         device: auto (CUDA if present), cpu, cuda or cuda:N; not part of the run id.
         num_workers: DataLoader worker processes; not part of the run id.
@@ -110,6 +114,7 @@ class RunConfig:
     precision: str = "auto"
     channels_last: bool = True
     early_stopping: int | None = None
+    batches_on_device: bool = False
     scale: str = "custom"
     device: str = "auto"
     num_workers: int = 0

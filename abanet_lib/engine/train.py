@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 from abanet_lib.core.config import RunConfig
 from abanet_lib.core.devices import (Precision, configure_backends, resolve_device, resolve_precision,
                                      synchronize, to_memory_format)
+from abanet_lib.data.device_batches import DeviceBatches
 from abanet_lib.engine.assembly import (TrainingData, build_criterion, build_model, build_optimizer,
                                         build_scheduler, build_training_data, seed_everything)
 from abanet_lib.engine.checkpoints import (LoopState, NonFiniteLossError, checkpoint_paths, last_good_checkpoint,
@@ -387,6 +388,9 @@ def train(
         group, device = join_process_group(backend)
     else:
         group, device = ProcessGroup(), resolve_device(cfg.device)
+    if cfg.batches_on_device and group.world_size > 1:
+        raise ValueError(f"run {cfg.run_id}: batches_on_device is for single-process runs; "
+                         "distributed runs share batches through the loader")
     precision = resolve_precision(cfg.precision, device)
     configure_backends(device, deterministic)
     seed_everything(cfg.seed)
@@ -418,9 +422,15 @@ def train(
     loader_gen = torch.Generator().manual_seed(cfg.seed)
     pin = device.type == "cuda"
     batches = RankShareBatches(len(data.train), cfg.batch_size, loader_gen, group)
-    train_loader = DataLoader(data.train, batch_sampler=batches, generator=loader_gen,
-                              num_workers=cfg.num_workers, pin_memory=pin,
-                              worker_init_fn=_seed_worker, persistent_workers=False)
+    if cfg.batches_on_device:
+        # Crops live on the device; epoch e's order and augmentation follow (seed, e), so a
+        # resumed run continues with the batches it would have had.
+        train_loader = DeviceBatches(data.train.arrays, device, cfg.batch_size, augment=data.train.augment,
+                                     seed=cfg.seed, drop_last=True, indices=data.train.indices)
+    else:
+        train_loader = DataLoader(data.train, batch_sampler=batches, generator=loader_gen,
+                                  num_workers=cfg.num_workers, pin_memory=pin,
+                                  worker_init_fn=_seed_worker, persistent_workers=False)
     val_loader = build_val_loader(data, cfg, num_workers=cfg.num_workers, pin_memory=pin)
 
     optimizer = build_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
@@ -457,7 +467,8 @@ def train(
         n_batches = len(train_loader) if max_batches is None else min(max_batches, len(train_loader))
         bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=not (_show_progress(progress) and group.is_main))
-        for batch_idx, (images, masks) in enumerate(train_loader, start=1):
+        epoch_batches = train_loader.epoch(epoch) if cfg.batches_on_device else train_loader
+        for batch_idx, (images, masks) in enumerate(epoch_batches, start=1):
             if max_batches is not None and batch_idx > max_batches:
                 break
             images = to_memory_format(images.to(device, non_blocking=True), cfg.channels_last)
