@@ -107,6 +107,10 @@ class RowDefinition:
     compare_with: tuple[str, str] | None = None
     skipped_at: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self):
+        if self.per not in PER_KINDS:
+            raise ValueError(f"row {self.label!r}: per={self.per!r}; expected one of {PER_KINDS}")
+
     def note_for(self, cfg: RunConfig) -> str:
         return self.note.replace("{size}", str(cfg.image_size))
 
@@ -139,6 +143,11 @@ class TableDefinition:
     percent: frozenset = PERCENT
     paper_source: str = ""
     notes: str = ""
+
+    def __post_init__(self):
+        unknown = set(self.smoke_rows) - set(self.labels)
+        if unknown:
+            raise ValueError(f"{self.name}: smoke rows {sorted(unknown)} are not rows of the table")
 
     @property
     def labels(self) -> list[str]:
@@ -455,6 +464,11 @@ class FigureDefinition:
     name: str
     table: str
     rows: tuple[str, ...]
+
+    def __post_init__(self):
+        unknown = set(self.rows) - set(table(self.table).labels)
+        if unknown:
+            raise ValueError(f"{self.name}: rows {sorted(unknown)} are not rows of {self.table}")
 
 
 #: Figure 8 shows the paper's six models (its U-Net++ backbone is not stated: ResNet50, run at

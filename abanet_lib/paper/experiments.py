@@ -40,6 +40,7 @@ from abanet_lib.paper.definitions import table as table_definition
 #: Tables and figures with experiment rows, in the order the notebooks use them.
 TABLES = TABLE_ORDER
 
+
 @dataclass(frozen=True)
 class ExperimentRow:
     """One row of a reproduced table, expanded at a scale.
