@@ -88,7 +88,7 @@ def model_status(name: str, model_kwargs: tuple = ()) -> str | None:
         with torch.device("meta"):
             create_model(name, **kwargs)
         return None
-    except ImportError as err:
+    except ImportError as err:  # a third-party package the model needs is missing here
         return f"{name} not built: {err}"
     except Exception:
         pass
