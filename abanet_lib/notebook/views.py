@@ -25,6 +25,7 @@ from abanet_lib.core.config import Scale
 from abanet_lib.paper.definitions import LOWER_IS_BETTER, TABLES
 from abanet_lib.paper.experiments import table_rows
 from abanet_lib.paper.table_files import read_table
+from abanet_lib.paper.tables import pair_agreement
 
 
 
@@ -108,20 +109,6 @@ def _measured(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def _best(values: pd.Series, metric: str):
     return values.idxmin() if metric in LOWER_IS_BETTER else values.idxmax()
-
-
-def pair_agreement(ours: Sequence[float], paper: Sequence[float]) -> tuple[int, int]:
-    """(pairs of rows ordered the same way by ours and the paper, pairs compared); ties skipped."""
-    ours, paper = np.asarray(ours, float), np.asarray(paper, float)
-    agree = total = 0
-    for i in range(len(ours)):
-        for j in range(i + 1, len(ours)):
-            a, b = np.sign(ours[i] - ours[j]), np.sign(paper[i] - paper[j])
-            if a == 0 or b == 0:
-                continue
-            total += 1
-            agree += int(a == b)
-    return agree, total
 
 
 def typical_spread(scale_name: str, metric: str = "iou") -> float | None:

@@ -107,6 +107,10 @@ class RowDefinition:
     compare_with: tuple[str, str] | None = None
     skipped_at: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self):
+        if self.per not in PER_KINDS:
+            raise ValueError(f"row {self.label!r}: per={self.per!r}; expected one of {PER_KINDS}")
+
     def note_for(self, cfg: RunConfig) -> str:
         return self.note.replace("{size}", str(cfg.image_size))
 
@@ -139,6 +143,11 @@ class TableDefinition:
     percent: frozenset = PERCENT
     paper_source: str = ""
     notes: str = ""
+
+    def __post_init__(self):
+        unknown = set(self.smoke_rows) - set(self.labels)
+        if unknown:
+            raise ValueError(f"{self.name}: smoke rows {sorted(unknown)} are not rows of the table")
 
     @property
     def labels(self) -> list[str]:
@@ -274,6 +283,21 @@ def _table2_row(label: str, mae: float, fbeta: float, s_measure: float) -> RowDe
     return RowDefinition(r.label, r.change, r.note, r.per, (mae, fbeta, s_measure), skipped_at=r.skipped_at)
 
 
+def _alpha_row(alpha: float) -> RowDefinition:
+    """A Figure 7 row; the paper's alpha (the RunConfig default) is the ABANet row of Table 2."""
+    canonical = alpha == RunConfig().focal_alpha
+    return RowDefinition(f"alpha={alpha:g}" + (" (ABANet)" if canonical else ""), _abanet_with(focal_alpha=alpha),
+                         compare_with=("table2", ABANET_ROW) if canonical else None)
+
+
+def _released_row(model: str, variant: str) -> RowDefinition:
+    """A released-vs-paper row; the paper's network with the paper's loss is Table 2's ABANet."""
+    canonical = model == "abanet" and variant == "paper"
+    return RowDefinition(f"{model} + {variant} loss" + (" (ABANet)" if canonical else ""),
+                         _model_with_loss_variant(model, variant),
+                         compare_with=("table2", ABANET_ROW) if canonical else None)
+
+
 _STAND_IN = "stand-in U-Net (Din et al.'s net is unpublished)"
 
 _DEFINITIONS = (
@@ -380,10 +404,7 @@ _DEFINITIONS = (
         smoke_rows=("Focal + SSIM + IoU (ABANet)",), paper_columns=_THREE, paper_source="paper Table 9"),
     TableDefinition(
         "fig7", "Figure 7: focal-loss alpha", _THREE,
-        tuple(RowDefinition(f"alpha={alpha:g}" + (" (ABANet)" if alpha == RunConfig().focal_alpha else ""),
-                            _abanet_with(focal_alpha=alpha),
-                            compare_with=("table2", ABANET_ROW) if alpha == RunConfig().focal_alpha else None)
-              for alpha in FIG7_ALPHAS),
+        tuple(_alpha_row(alpha) for alpha in FIG7_ALPHAS),
         smoke_rows=("alpha=0.3 (ABANet)",),
         paper_source="none: the paper's text gives no numbers for Figure 7 (only "
                      "alpha in {0.3, 0.5, 0.75, 0.9} and the choice 0.3); the alpha=0.3 "
@@ -391,11 +412,8 @@ _DEFINITIONS = (
         notes="gamma = 2 throughout; alpha weights the positive (mask) pixels."),
     TableDefinition(
         "released_vs_paper", "Paper ABANet vs the released code", _FIVE,
-        tuple(RowDefinition(f"{model} + {variant} loss" + (" (ABANet)" if canonical else ""),
-                            _model_with_loss_variant(model, variant),
-                            compare_with=("table2", ABANET_ROW) if canonical else None)
-              for model in ("abanet", "abanet_official") for variant in ("paper", "official")
-              for canonical in [model == "abanet" and variant == "paper"]),
+        tuple(_released_row(model, variant) for model in ("abanet", "abanet_official")
+              for variant in ("paper", "official")),
         smoke_rows=("abanet + paper loss (ABANet)", "abanet_official + official loss"),
         paper_source="only the paper variant with the paper loss has a paper number (Table 2)",
         notes="abanet = the network as the paper describes it; abanet_official = the released "
@@ -446,6 +464,11 @@ class FigureDefinition:
     name: str
     table: str
     rows: tuple[str, ...]
+
+    def __post_init__(self):
+        unknown = set(self.rows) - set(table(self.table).labels)
+        if unknown:
+            raise ValueError(f"{self.name}: rows {sorted(unknown)} are not rows of {self.table}")
 
 
 #: Figure 8 shows the paper's six models (its U-Net++ backbone is not stated: ResNet50, run at

@@ -40,6 +40,7 @@ from abanet_lib.paper.definitions import table as table_definition
 #: Tables and figures with experiment rows, in the order the notebooks use them.
 TABLES = TABLE_ORDER
 
+
 @dataclass(frozen=True)
 class ExperimentRow:
     """One row of a reproduced table, expanded at a scale.
@@ -87,7 +88,7 @@ def model_status(name: str, model_kwargs: tuple = ()) -> str | None:
         with torch.device("meta"):
             create_model(name, **kwargs)
         return None
-    except ImportError as err:
+    except ImportError as err:  # a third-party package the model needs is missing here
         return f"{name} not built: {err}"
     except Exception:
         pass

@@ -50,7 +50,7 @@ def summarize_table(frame: pd.DataFrame, spec: TableDefinition) -> list[str]:
                + (f" ± {fmt(best_std)}" if not math.isnan(best_std) else ", single run") + ").")
     if len(paper_done) >= 2:
         # Who "wins" is the claims ledger's question (paired folds, CI): not asked here.
-        agree, total = _pair_agreement(paper_done[p].to_numpy(), paper_done[f"paper_{p}"].to_numpy())
+        agree, total = pair_agreement(paper_done[p].to_numpy(), paper_done[f"paper_{p}"].to_numpy())
         if total:
             out.append(f"Our order agrees with the paper's for {agree} of {total} row pairs.")
     tied = done[done["tied_with_best"].fillna(False).astype(bool)]
@@ -69,14 +69,18 @@ def summarize_table(frame: pd.DataFrame, spec: TableDefinition) -> list[str]:
     return out
 
 
-def _pair_agreement(ours: np.ndarray, paper: np.ndarray) -> tuple[int, int]:
+def pair_agreement(ours, paper) -> tuple[int, int]:
+    """(pairs of rows ordered the same way by ours and the paper, pairs compared); pairs tied on
+    either side are skipped."""
+    ours, paper = np.asarray(ours, float), np.asarray(paper, float)
     agree = total = 0
     for i in range(len(ours)):
         for j in range(i + 1, len(ours)):
-            if paper[i] == paper[j]:
+            a, b = np.sign(ours[i] - ours[j]), np.sign(paper[i] - paper[j])
+            if a == 0 or b == 0:
                 continue
             total += 1
-            agree += int(np.sign(ours[i] - ours[j]) == np.sign(paper[i] - paper[j]))
+            agree += int(a == b)
     return agree, total
 
 
