@@ -29,8 +29,14 @@ from pathlib import Path
 from abanet_lib.core import paths
 from abanet_lib.core.io import atomic_folder, atomic_write_text
 
-from .loaders import MFSD_LAYOUT
-from .samples import DataError
+from .samples import IMAGE_EXTENSIONS, DataError
+
+#: The folder layout of a full MFSD download (error messages and the data set's description).
+MFSD_LAYOUT = """\
+MSFD/1/img/NNNNNN.jpg                      full photos
+MSFD/1/face_crop/NNNNNN_K.jpg              K-th face crop of that photo
+MSFD/1/face_crop_segmentation/NNNNNN_K.jpg binary mask of the crop (same name, JPEG)
+MSFD/1/dataset.csv                         filename,x1,y1,x2,y2,with_mask (one row per face box)"""
 
 log = logging.getLogger(__name__)
 
@@ -351,8 +357,6 @@ def download_dataset(name: str, root: Path, url: str | None = None, opener=urlli
 
 
 def _is_data_file(rel: str) -> bool:
-    from .loaders import IMAGE_EXTENSIONS
-
     return bool(rel) and not any(part.startswith(".") for part in Path(rel).parts) \
         and Path(rel).suffix.lower() in IMAGE_EXTENSIONS
 

@@ -65,6 +65,7 @@ from abanet_lib.models.base import main_output
 from abanet_lib.engine.assembly import build_split  # noqa: E402,F401  isort: skip
 from abanet_lib.engine.checkpoints import checkpoint_dir  # noqa: E402,F401  isort: skip
 
+
 @dataclass
 class EpochInfo:
     """Passed to callbacks after each epoch's checkpoint is on disk."""
