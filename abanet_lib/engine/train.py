@@ -395,7 +395,7 @@ def train(
         model = build_model(cfg)
     model = to_memory_format(model.to(device), cfg.channels_last)
 
-    if not getattr(model, "trainable", True):
+    if not model.trainable:
         model.eval()
         return TrainResult(model=model, history=pd.DataFrame(), trained=False,
                            seconds=time.perf_counter() - start, device=str(device), precision=precision.name)

@@ -20,6 +20,7 @@ from torch import nn
 from abanet_lib.data import image_to_tensor, list_samples, resize_pair, synthetic_samples
 from abanet_lib.models import create_model, describe_model, list_models
 from abanet_lib.models.base import main_output
+from abanet_lib.models.smp_models import SmpSegmentationModel
 from abanet_lib.models.inspect import count_flops, count_parameters, describe_stages
 
 #: models worth showing when a scale allows only a few
@@ -65,11 +66,11 @@ def model_table(names: Iterable[str] | None = None, image_size: int = 256, flops
         else:
             with torch.device("meta"):
                 model = create_model(name)
-        trainable = bool(getattr(model, "trainable", True))
+        trainable = bool(model.trainable)
         gflops = (count_flops(model, image_size, random_input=True, on_error="nan") / 1e9
                   if flops and trainable else math.nan)
         note = ""
-        if image_size < getattr(model, "min_side", 0):  # PAN: padded up to its smallest input
+        if isinstance(model, SmpSegmentationModel) and image_size < model.min_side:  # PAN: padded up
             note = f"input zero-padded to {model.min_side}x{model.min_side}"
         elif name == "maskrcnn":
             note = "FLOPs depend on the number of detections"
@@ -167,8 +168,8 @@ def decoder_table(model: nn.Module | str, image_size: int = 256, **model_kw) -> 
     if not seen:
         raise ValueError(f"decoder_table: {type(model).__name__} does not run its decoder stages as "
                          "whole modules (e.g. ABANetOfficial); no stage was recorded")
-    gated = getattr(model, "gated_encoder_stages", {}) or {}
-    heads = set(getattr(model, "side_heads", {}).keys()) if hasattr(model, "side_heads") else set()
+    gated = model.gated_encoder_stages  # only the ABANet family runs its decoder stages as modules
+    heads = set(model.side_heads.keys())
     rows = []
     for key, (shape_in, shape_out) in seen.items():
         k = int("".join(c for c in key if c.isdigit()))
@@ -259,9 +260,9 @@ def attention_and_side_outputs(model: nn.Module, image: np.ndarray) -> tuple[dic
     model.eval()
     with torch.no_grad():
         outputs = model(image_to_tensor(np.array(image, copy=True))[None], return_all=True)
-    names = model.output_names() if hasattr(model, "output_names") else [f"out{i}" for i in range(len(outputs))]
+    names = model.output_names()
     probs = {n: torch.sigmoid(o[0, 0]).numpy() for n, o in zip(names, outputs)}
-    psi = {s: p[0, 0].float().numpy() for s, p in sorted(getattr(model, "last_attention", {}).items())}
+    psi = {s: p[0, 0].float().numpy() for s, p in sorted(model.last_attention.items())}
     return psi, probs
 
 
