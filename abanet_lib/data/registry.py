@@ -18,9 +18,7 @@ import hashlib
 import io
 import json
 import logging
-import os
 import shutil
-import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -322,9 +320,8 @@ def download_dataset(name: str, root: Path, url: str | None = None, opener=urlli
         raise DataError(f"{url}: no folder matching the {name} layout ({spec.layout}) inside the archive")
 
     root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.download-", dir=root.parent))
-    try:
+
+    def extract(tmp: Path) -> None:
         sums = {}
         for info in files:
             if not info.filename.startswith(prefix):
@@ -346,12 +343,10 @@ def download_dataset(name: str, root: Path, url: str | None = None, opener=urlli
                 f"{url}: the {len(sums)} extracted files (expected {spec.n_files}) do not reproduce the "
                 f"pinned checksum list of {name} (digest {digest}, expected {spec.sums_sha256})"
             )
+        tmp.mkdir(parents=True, exist_ok=True)
         (tmp / SUMS_FILE).write_text(text)
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic_folder(root, extract)
     verify_dataset(name, root)
     return root
 
