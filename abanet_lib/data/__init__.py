@@ -8,7 +8,6 @@ Statistics and plots for notebook 01 live in :mod:`abanet_lib.data.explore` (imp
 explicitly; it pulls in matplotlib).
 """
 from .loaders import (
-    IMAGE_EXTENSIONS,
     MASK_SUFFIXES,
     FaceBox,
     list_folder_pairs,
@@ -22,6 +21,7 @@ from .fingerprint import check_fingerprint, data_fingerprint, fingerprint_differ
 from .registry import DATASETS, DatasetSpec, download_dataset, fetch, verify_dataset
 from .samples import (
     BOMB_PIXELS,
+    IMAGE_EXTENSIONS,
     MIN_IMAGE_SIZE,
     DataError,
     DataWarning,

@@ -11,10 +11,9 @@ import csv
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .samples import DataError, LoadReport, RefList, SampleRef, check_on_error, group_from_name
-
-#: File extensions treated as images (case-insensitive).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+from .registry import MFSD_LAYOUT, fetch
+from .samples import (IMAGE_EXTENSIONS, DataError, LoadReport, RefList, SampleRef, check_on_error,
+                      group_from_name)
 
 #: Suffixes a mask stem may carry after the image stem (``00002_gt.png`` for ``00002.jpg``).
 MASK_SUFFIXES = ("_gt", "_mask", "-mask", "_label", "_seg", "_segmentation", "_m")
@@ -182,13 +181,6 @@ def mfsd_dir(root: Path) -> Path:
     raise DataError(f"{root}: no MSFD/1/face_crop folder; expected the full MFSD layout\n{MFSD_LAYOUT}")
 
 
-MFSD_LAYOUT = """\
-MSFD/1/img/NNNNNN.jpg                      full photos
-MSFD/1/face_crop/NNNNNN_K.jpg              K-th face crop of that photo
-MSFD/1/face_crop_segmentation/NNNNNN_K.jpg binary mask of the crop (same name, JPEG)
-MSFD/1/dataset.csv                         filename,x1,y1,x2,y2,with_mask (one row per face box)"""
-
-
 def list_mfsd(root: Path, on_error: str = "raise", resize_mismatched_masks: bool = False) -> RefList:
     """Full MFSD crops: ``MSFD/1/face_crop/NNNNNN_K.jpg`` + ``face_crop_segmentation/`` same name.
 
@@ -317,7 +309,5 @@ def list_samples(name: str, root: Path | None = None, on_error: str = "raise",
         raise DataError(f"unknown data set {name!r}; expected one of {sorted(LISTERS)} "
                         "(use list_folder_pairs for other folders)")
     if root is None:
-        from .registry import fetch
-
         root = fetch(name)
     return LISTERS[name](Path(root), on_error=on_error, resize_mismatched_masks=resize_mismatched_masks)

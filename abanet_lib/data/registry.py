@@ -18,9 +18,7 @@ import hashlib
 import io
 import json
 import logging
-import os
 import shutil
-import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -29,8 +27,14 @@ from pathlib import Path
 from abanet_lib.core import paths
 from abanet_lib.core.io import atomic_folder, atomic_write_text
 
-from .loaders import MFSD_LAYOUT
-from .samples import DataError
+from .samples import IMAGE_EXTENSIONS, DataError
+
+#: The folder layout of a full MFSD download (error messages and the data set's description).
+MFSD_LAYOUT = """\
+MSFD/1/img/NNNNNN.jpg                      full photos
+MSFD/1/face_crop/NNNNNN_K.jpg              K-th face crop of that photo
+MSFD/1/face_crop_segmentation/NNNNNN_K.jpg binary mask of the crop (same name, JPEG)
+MSFD/1/dataset.csv                         filename,x1,y1,x2,y2,with_mask (one row per face box)"""
 
 log = logging.getLogger(__name__)
 
@@ -316,9 +320,8 @@ def download_dataset(name: str, root: Path, url: str | None = None, opener=urlli
         raise DataError(f"{url}: no folder matching the {name} layout ({spec.layout}) inside the archive")
 
     root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.download-", dir=root.parent))
-    try:
+
+    def extract(tmp: Path) -> None:
         sums = {}
         for info in files:
             if not info.filename.startswith(prefix):
@@ -340,19 +343,15 @@ def download_dataset(name: str, root: Path, url: str | None = None, opener=urlli
                 f"{url}: the {len(sums)} extracted files (expected {spec.n_files}) do not reproduce the "
                 f"pinned checksum list of {name} (digest {digest}, expected {spec.sums_sha256})"
             )
+        tmp.mkdir(parents=True, exist_ok=True)
         (tmp / SUMS_FILE).write_text(text)
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    atomic_folder(root, extract)
     verify_dataset(name, root)
     return root
 
 
 def _is_data_file(rel: str) -> bool:
-    from .loaders import IMAGE_EXTENSIONS
-
     return bool(rel) and not any(part.startswith(".") for part in Path(rel).parts) \
         and Path(rel).suffix.lower() in IMAGE_EXTENSIONS
 

@@ -53,6 +53,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+#: File extensions treated as images (case-insensitive).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
 #: Smallest accepted image side in pixels.
 MIN_IMAGE_SIZE = 32
 

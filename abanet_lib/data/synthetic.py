@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .loaders import list_folder_pairs
 from .samples import RefList, Sample
 
 
@@ -73,8 +74,6 @@ def synthetic_refs(root: Path, n: int, size: int = 64, seed: int = 0) -> RefList
     Returns:
         RefList of SampleRef with source ``"synthetic"``; groups as in :func:`synthetic_samples`.
     """
-    from .loaders import list_folder_pairs
-
     samples = synthetic_samples(n, size, seed)
     images_dir, masks_dir = write_sample_folder(samples, root)
     group_of = {s.name: s.group for s in samples}

@@ -1,2 +1,3 @@
-"""Training and evaluation machinery: losses, metrics, the one training loop (single process or
-distributed), evaluation, and the run registry (records under ``results/runs``)."""
+"""Training and evaluation machinery: losses, metrics, run assembly (split, model, data,
+optimizer), the one training loop (single process or distributed), its checkpoints, evaluation,
+and the run registry (records under ``results/runs``)."""

@@ -57,7 +57,7 @@ def build_model(cfg: RunConfig, split: Split | None = None) -> nn.Module:
     """
     kwargs = cfg.model_kwargs_dict
     model = build_network(cfg.model, kwargs, pretrained=True if cfg.pretrained and "pretrained" not in kwargs else None)
-    if getattr(model, "needs_fit", False):  # e.g. GrabCut's rectangle: fitted on this run's training masks
+    if model.needs_fit:  # e.g. GrabCut's rectangle: fitted on this run's training masks
         split = split if split is not None else build_split(cfg)
         model.fit_to_training_masks(ref.load().mask for ref in split.train)
     return model
@@ -102,7 +102,7 @@ def build_split(cfg: RunConfig) -> Split:
     extra = []
     for name in cfg.train_datasets:
         if name != cfg.eval_dataset:
-            extra += [r for r in list_samples(name) if getattr(r, "subset", "") != "testing"]
+            extra += [r for r in list_samples(name) if r.subset != "testing"]
     train += seeded_subset(extra, cfg.extra_train_images, cfg.seed)
     if not train:
         raise ValueError(f"run {cfg.run_id}: no training images (train_datasets={cfg.train_datasets}, "

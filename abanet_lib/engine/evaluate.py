@@ -17,7 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from abanet_lib.core.devices import (describe_device, resolve_device, resolve_precision, synchronize,
-                                to_memory_format)
+                                     to_memory_format)
+from abanet_lib.engine.metrics import MetricAccumulator
+from abanet_lib.models.base import main_output
+
 
 def preprocess(image: np.ndarray, image_size: int) -> torch.Tensor:
     """RGB uint8 (H, W, 3) -> normalised float32 (3, S, S), as the training data.
@@ -40,8 +43,6 @@ def preprocess(image: np.ndarray, image_size: int) -> torch.Tensor:
 def predict_proba(model: nn.Module, images: torch.Tensor, device: torch.device, precision,
                   channels_last: bool = True) -> torch.Tensor:
     """Probabilities (N, 1, S, S) float32 on CPU of the model's main output (eval mode)."""
-    from abanet_lib.models.base import main_output
-
     model.eval()
     x = to_memory_format(images.to(device, non_blocking=True), channels_last)
     with precision.autocast():
@@ -57,9 +58,8 @@ def to_native_size(probs: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return F.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
 
 
-def _default_accumulator():
-    from abanet_lib.engine.metrics import MetricAccumulator
-
+def _default_accumulator() -> MetricAccumulator:
+    """The accumulator of :func:`evaluate` when none is given (every metric)."""
     return MetricAccumulator()
 
 

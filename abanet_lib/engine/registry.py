@@ -562,7 +562,7 @@ def load_model(run: Run | str, device: str | torch.device = "cpu", strict: bool 
     ckpt = next((Path(c) for c in candidates if c and Path(c).is_file()), run.metrics.get("checkpoint"))
     if ckpt and Path(ckpt).is_file():
         load_weights(model, ckpt)
-    elif getattr(model, "trainable", True):
+    elif model.trainable:
         msg = (f"run {run.run_id}: best checkpoint {ckpt} not found (checkpoints live in the "
                f"cache, not in git); retrain with run_or_load(cfg, force=True)")
         if strict:

@@ -66,6 +66,7 @@ from abanet_lib.models.base import main_output
 from abanet_lib.engine.assembly import build_split  # noqa: E402,F401  isort: skip
 from abanet_lib.engine.checkpoints import checkpoint_dir  # noqa: E402,F401  isort: skip
 
+
 @dataclass
 class EpochInfo:
     """Passed to callbacks after each epoch's checkpoint is on disk."""
@@ -398,7 +399,7 @@ def train(
         model = build_model(cfg)
     model = to_memory_format(model.to(device), cfg.channels_last)
 
-    if not getattr(model, "trainable", True):
+    if not model.trainable:
         model.eval()
         return TrainResult(model=model, history=pd.DataFrame(), trained=False,
                            seconds=time.perf_counter() - start, device=str(device), precision=precision.name)

@@ -57,6 +57,7 @@ from abanet_lib.models.blocks import (
     pad_to_multiple,
     upsample_like,
 )
+from abanet_lib.models.pretrained import load_resnet34_imagenet
 
 #: Paper stage (Table 6 column) -> encoder stage whose skip the gate modulates, which is also
 #: the decoder stage ("kd") that consumes it. Paper stages 1 and 2 (decoder stages 6d and 5d)
@@ -125,8 +126,6 @@ class ABANet(SegmentationModel):
         self.refinement = RefinementModule() if refine else None
         self.last_attention: dict[int, torch.Tensor] = {}
         if pretrained:
-            from abanet_lib.models.pretrained import load_resnet34_imagenet
-
             load_resnet34_imagenet(self.encoder)
 
     # ------------------------------------------------------------------ helpers

@@ -22,9 +22,16 @@ class SegmentationModel(nn.Module):
         * ``training_loss(images, masks, criterion)`` returns a scalar loss; the trainer calls
           nothing else. Models with their own training protocol (Mask R-CNN) override it.
         * ``trainable`` is False for methods without learned weights (GrabCut).
+        * ``needs_fit`` is True for a model fitted on the training masks before use (GrabCut's
+          fitted rectangle); :meth:`fitted_params` says what was fitted (recorded with the run).
     """
 
     trainable: bool = True
+    needs_fit: bool = False
+
+    def fitted_params(self) -> dict | None:
+        """What was fitted on training data (see ``needs_fit``); None for a model without fitting."""
+        return None
 
     def training_loss(
         self,

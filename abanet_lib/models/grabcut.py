@@ -30,10 +30,7 @@ import torch
 
 from abanet_lib.models.base import SegmentationModel
 
-try:  # the data module owns the normalisation constants; fall back while it is being written
-    from abanet_lib.data import IMAGENET_MEAN, IMAGENET_STD
-except ImportError:  # pragma: no cover - depends on build order
-    IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from abanet_lib.data import IMAGENET_MEAN, IMAGENET_STD
 
 #: logit magnitude of the hard map: sigmoid(10) = 0.99995
 HARD_LOGIT = 10.0

@@ -44,7 +44,9 @@ from abanet_lib.core import paths
 from abanet_lib.core.config import RunConfig, get_scale
 from abanet_lib.core.io import atomic_write, atomic_write_json, try_lock
 from abanet_lib.data import prepare_arrays
+from abanet_lib.engine import registry
 from abanet_lib.engine.assembly import build_split, build_training_data
+from abanet_lib.paper import experiments
 from abanet_lib.paper.run_plan import (TIER_ABLATION, TIER_COMPARISON, TIER_MAIN,  # noqa: F401 (tiers: re-exported)
                                        TIER_NAMES, TIER_OTHER_FOLDS, TIER_TRIALS, PlannedRun, duration_key,
                                        priority_plan)
@@ -62,8 +64,6 @@ DEFAULT_RUNNER = "abanet_lib.paper.runs:run_or_load"
 # ---------------------------------------------------------------------------------------
 def parse_tables(text: str) -> list[str]:
     """``"table5,table2"`` -> ``["table5", "table2"]``; ``"all"`` -> every known table."""
-    from abanet_lib.paper import experiments
-
     names = [t.strip() for t in text.split(",") if t.strip()]
     if names == ["all"]:
         return list(experiments.TABLES)
@@ -372,8 +372,6 @@ def run_session(tables: list[str], scale_name: str, budget_s: float, workers: in
             plan = [p for p in plan if p.config.model in models]
         if max_runs is not None:
             plan = plan[:max_runs]
-        from abanet_lib.engine import registry
-
         todo = []
         for item in plan:
             if registry.is_complete(item.config):

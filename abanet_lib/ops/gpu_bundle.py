@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from abanet_lib.core import paths
+from abanet_lib.core.provenance import git_commit, git_dirty
 
 #: Distributions the GPU image already holds (its package list, read 2026-11-17), normalised.
 GPU_PREINSTALLED = frozenset("""
@@ -300,8 +301,6 @@ def prepare_bundle(root: Path | None = None, datasets=BUNDLED_DATASETS, wheels: 
             report["datasets"][name] = derive_dataset(src, root / ".gpu_bundle" / "data" / name, max_side)
         report["bytes"][".gpu_bundle"] = folder_size(root / ".gpu_bundle")
     # The copy sent to the GPU machine has no .git: record which commit it is.
-    from abanet_lib.core.provenance import git_commit, git_dirty
-
     (root / ".gpu_bundle").mkdir(parents=True, exist_ok=True)
     commit = git_commit() + ("+dirty" if git_dirty() else "")
     (root / ".gpu_bundle" / "COMMIT").write_text(commit + "\n")

@@ -29,11 +29,17 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
+from abanet_lib.app import faces, predict
 from abanet_lib.core import provenance
 from abanet_lib.core.config import RunConfig, get_scale
 from abanet_lib.core.io import atomic_write, atomic_write_json
+from abanet_lib.data import list_samples
+from abanet_lib.engine.assembly import build_split, seeded_subset
+from abanet_lib.engine.evaluate import evaluate, measure_fps
+from abanet_lib.paper import model_catalog
 from abanet_lib.paper.experiments import MASKEDFACENET, experiments
 
 SPEED_FILE = "speed.json"
@@ -54,8 +60,6 @@ PHOTO_DEMO_CROP_SIDE = 128
 def measure_speed(model: nn.Module, cfg: RunConfig, device: str | torch.device, warmup: int = 2,
                   repeats: int = 5) -> dict:
     """Inference FPS at batch 1 (random input at the run's size), with the conditions recorded."""
-    from abanet_lib.engine.evaluate import measure_fps
-
     result = measure_fps(model, cfg.image_size, device=device, batch_sizes=(1,), warmup=warmup,
                          repeats=repeats, precision=cfg.precision, channels_last=cfg.channels_last)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
@@ -84,9 +88,6 @@ def other_domain(cfg: RunConfig) -> str:
 
 def cross_test_refs(cfg: RunConfig, dataset: str) -> list:
     """Test references of ``dataset`` for run ``cfg``, containing no training image of the run."""
-    from abanet_lib.data import list_samples
-    from abanet_lib.engine.train import build_split, seeded_subset
-
     if dataset == MASKEDFACENET:
         testing = [r for r in list_samples(MASKEDFACENET) if r.subset == "testing"]
         return seeded_subset(testing, cfg.max_eval_images, cfg.seed)
@@ -99,8 +100,6 @@ def cross_test_refs(cfg: RunConfig, dataset: str) -> list:
 
 def measure_cross_domain(model: nn.Module, cfg: RunConfig, device: str | torch.device) -> dict:
     """``{dataset: summary}`` of the model on the other domain's test set."""
-    from abanet_lib.engine.evaluate import evaluate
-
     dataset = other_domain(cfg)
     refs = cross_test_refs(cfg, dataset)
     _, summary = evaluate(model, refs, cfg.image_size, device=device, precision=cfg.precision, progress=False)
@@ -120,10 +119,8 @@ def measure_figure_maps(model: nn.Module, cfg: RunConfig) -> dict[str, np.ndarra
     Keys: ``image`` (uint8), ``mask`` (bool), ``psi_<stage>``, ``out_<name>``; ``label`` is a
     0-d string array naming the crop.
     """
-    from abanet_lib.models import catalog
-
-    image, mask, label = catalog.sample_for_figures(cfg.image_size, seed=0)
-    psi, probs = catalog.attention_and_side_outputs(model.float().cpu().eval(), image)
+    image, mask, label = model_catalog.sample_for_figures(cfg.image_size, seed=0)
+    psi, probs = model_catalog.attention_and_side_outputs(model.float().cpu().eval(), image)
     arrays = {"image": image, "mask": mask, "label": np.array(label)}
     arrays.update({f"psi_{s}": np.asarray(a, np.float16) for s, a in psi.items()})
     arrays.update({f"out_{n}": np.asarray(p, np.float16) for n, p in probs.items()})
@@ -132,9 +129,6 @@ def measure_figure_maps(model: nn.Module, cfg: RunConfig) -> dict[str, np.ndarra
 
 def measure_photo_demo(model: nn.Module, cfg: RunConfig, count: int = PHOTO_DEMO_COUNT) -> dict[str, np.ndarray]:
     """The whole-photo pipeline of ``predict`` on the first ``count`` MaskedFace-Net test photos."""
-    from abanet_lib.app import faces, predict
-    from abanet_lib.data import list_samples
-
     segmenter = predict.Segmenter(model.float().cpu().eval(), cfg.image_size, label=cfg.run_id, trained=True)
     detector = faces.create_detector("auto")
     refs = [r for r in list_samples(MASKEDFACENET) if r.subset == "testing"][:count]
@@ -147,10 +141,6 @@ def photo_demo_arrays(refs: Sequence[Any], segmenter, detector, margin: float = 
     JSON), ``crop_prob_i`` (first crop's probabilities, uint8, longer side at most
     PHOTO_DEMO_CROP_SIDE), ``mask_i`` and ``truth_i`` (bits of the pasted-back mask and the
     ground truth), ``shape_i`` and ``iou_i``."""
-    from PIL import Image
-
-    from abanet_lib.app import predict
-
     out: dict[str, np.ndarray] = {"count": np.array(len(refs)), "detector": np.array(detector.name),
                                   "threshold": np.array(threshold),
                                   "margin": np.array(margin)}

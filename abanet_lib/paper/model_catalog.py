@@ -7,6 +7,7 @@ quote multiply-accumulates as "FLOPs", i.e. half of these numbers.
 """
 from __future__ import annotations
 
+import inspect as pyinspect
 import math
 import warnings
 from typing import Iterable
@@ -16,8 +17,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from abanet_lib.data import image_to_tensor, list_samples, resize_pair, synthetic_samples
 from abanet_lib.models import create_model, describe_model, list_models
 from abanet_lib.models.base import main_output
+from abanet_lib.models.smp_models import SmpSegmentationModel
 from abanet_lib.models.inspect import count_flops, count_parameters, describe_stages
 
 #: models worth showing when a scale allows only a few
@@ -63,11 +66,11 @@ def model_table(names: Iterable[str] | None = None, image_size: int = 256, flops
         else:
             with torch.device("meta"):
                 model = create_model(name)
-        trainable = bool(getattr(model, "trainable", True))
+        trainable = bool(model.trainable)
         gflops = (count_flops(model, image_size, random_input=True, on_error="nan") / 1e9
                   if flops and trainable else math.nan)
         note = ""
-        if image_size < getattr(model, "min_side", 0):  # PAN: padded up to its smallest input
+        if isinstance(model, SmpSegmentationModel) and image_size < model.min_side:  # PAN: padded up
             note = f"input zero-padded to {model.min_side}x{model.min_side}"
         elif name == "maskrcnn":
             note = "FLOPs depend on the number of detections"
@@ -165,8 +168,8 @@ def decoder_table(model: nn.Module | str, image_size: int = 256, **model_kw) -> 
     if not seen:
         raise ValueError(f"decoder_table: {type(model).__name__} does not run its decoder stages as "
                          "whole modules (e.g. ABANetOfficial); no stage was recorded")
-    gated = getattr(model, "gated_encoder_stages", {}) or {}
-    heads = set(getattr(model, "side_heads", {}).keys()) if hasattr(model, "side_heads") else set()
+    gated = model.gated_encoder_stages  # only the ABANet family runs its decoder stages as modules
+    heads = set(model.side_heads.keys())
     rows = []
     for key, (shape_in, shape_out) in seen.items():
         k = int("".join(c for c in key if c.isdigit()))
@@ -187,8 +190,6 @@ def unused_parameters(model: nn.Module, image_size: int = 32) -> pd.DataFrame:
     Returns:
         DataFrame (``parameter``, ``shape``, ``count``), one row per unused tensor.
     """
-    import inspect as pyinspect
-
     all_outputs = "return_all" in pyinspect.signature(model.forward).parameters
     was_training = model.training
     model.train(not all_outputs)
@@ -242,8 +243,6 @@ def released_code_departures(paper: nn.Module | None = None, official: nn.Module
 def sample_for_figures(image_size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
     """One masked-face crop: the first mfsd-sample image when the mirror is present, else a
     synthetic one. Returns (image (S,S,3) uint8, mask (S,S) bool, label)."""
-    from abanet_lib.data import list_samples, resize_pair, synthetic_samples
-
     try:
         ref = list_samples("mfsd-sample")[0]
         sample = ref.load()
@@ -258,20 +257,18 @@ def sample_for_figures(image_size: int = 256, seed: int = 0) -> tuple[np.ndarray
 def attention_and_side_outputs(model: nn.Module, image: np.ndarray) -> tuple[dict, dict]:
     """Run ABANet on one uint8 image and return (paper stage -> psi (h, w) array,
     output name -> probability map (H, W) array)."""
-    from abanet_lib.data import image_to_tensor
-
     model.eval()
     with torch.no_grad():
         outputs = model(image_to_tensor(np.array(image, copy=True))[None], return_all=True)
-    names = model.output_names() if hasattr(model, "output_names") else [f"out{i}" for i in range(len(outputs))]
+    names = model.output_names()
     probs = {n: torch.sigmoid(o[0, 0]).numpy() for n, o in zip(names, outputs)}
-    psi = {s: p[0, 0].float().numpy() for s, p in sorted(getattr(model, "last_attention", {}).items())}
+    psi = {s: p[0, 0].float().numpy() for s, p in sorted(model.last_attention.items())}
     return psi, probs
 
 
 def plot_attention_and_sides(image: np.ndarray, mask: np.ndarray, psi: dict, probs: dict, title: str):
     """Figure: the image, its mask, every attention map psi and every output probability map."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # local import: matplotlib is slow to import and only plots need it
 
     panels = [("image", image, None), ("ground truth", mask, "gray")]
     panels += [(f"psi, paper stage {s} ({a.shape[0]}x{a.shape[1]})", a, "magma") for s, a in psi.items()]
@@ -292,7 +289,7 @@ def plot_attention_and_sides(image: np.ndarray, mask: np.ndarray, psi: dict, pro
 
 def plot_model_costs(table: pd.DataFrame, image_size: int):
     """Scatter of parameters (M) against GFLOPs, one labelled point per model."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # local import: matplotlib is slow to import and only plots need it
 
     data = table.dropna(subset=["GFLOPs"])
     fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -93,7 +93,7 @@ def _train_and_evaluate(cfg, folder, progress, model, criterion, data, test_refs
     if model is None:
         seed_everything(cfg.seed)  # same order as train(): identical initial weights
         model = build_model(cfg, split)
-    trainable = getattr(model, "trainable", True)
+    trainable = model.trainable
     if data is None and trainable:
         data = build_training_data(cfg, split if split is not None else build_split(cfg))
 
@@ -146,7 +146,7 @@ def _train_and_evaluate(cfg, folder, progress, model, criterion, data, test_refs
         # where best.pt lands once the record is swapped in
         "checkpoint": str(final_best) if result.best_checkpoint else None,
         # what an untrained model fitted on the training split (GrabCut's rectangle), if anything
-        "fitted": result.model.fitted_params() if hasattr(result.model, "fitted_params") else None,
+        "fitted": result.model.fitted_params(),
         "provenance": provenance.collect(result.device, wall_seconds=time.perf_counter() - start,
                                          scale=cfg.scale),
         **(extra_metrics or {}),
