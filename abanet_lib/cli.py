@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
 import os
 import shlex
@@ -31,7 +30,7 @@ from typing import Any
 from abanet_lib.app.options import (CliParser, ModelBuildError, OptionError, bool_option, choice_option,
                                     device_option, float_option, folder_option, int_option, is_deliberate,
                                     nonempty_option, one_line, raised_at)
-from abanet_lib.core.config import SCALES, RunConfig, field_help
+from abanet_lib.core.config import EXECUTION_ONLY_FIELDS, SCALES, RunConfig, field_help, get_scale
 
 #: Choices of the string options, spelled out so that ``--help`` and parsing need no torch
 #: import (tests/test_hardening.py keeps them equal to the library's own lists).
@@ -153,8 +152,6 @@ def config_from_args(args: argparse.Namespace, check_machine: bool = True) -> Ru
         OptionError: options that are valid alone but not together (``--fold`` beyond
             ``--n-folds``, fp16 without CUDA, an unknown model or model option, ...).
     """
-    from abanet_lib.core.config import get_scale
-
     scale = args.scale or os.environ.get("ABANET_SCALE") or None
     if scale is not None and scale not in SCALES:
         raise OptionError(f"--scale: ABANET_SCALE={scale!r} is not a scale; expected one of "
@@ -185,11 +182,11 @@ def validate_config(cfg: RunConfig, check_machine: bool = True) -> None:
         raise OptionError(f"--split given: {cfg.eval_dataset} has no training/testing folders of its own; "
                           f"use --eval-dataset {' or '.join(GIVEN_SPLIT_DATASETS)}, or --split groupkfold")
     if cfg.precision == "fp16" and check_machine:
-        import torch
+        import torch  # local import: torch-heavy (8 s), --help needs 0.2 s
 
         if cfg.device == "cpu" or not torch.cuda.is_available():
             raise OptionError("--precision fp16 needs a CUDA device (with GradScaler); on CPU use bf16 or fp32")
-    from abanet_lib.models import describe_model
+    from abanet_lib.models import describe_model  # local import: torch-heavy (8 s), --help needs 0.2 s
 
     try:
         describe_model(cfg.model)
@@ -202,8 +199,8 @@ def _check_model_kwargs(name: str, kwargs: dict) -> None:
     """Refuse --model-kwargs names the model's factory does not accept."""
     import inspect
 
-    from abanet_lib.models import MODELS
-    from abanet_lib.models.smp_models import SmpSegmentationModel
+    from abanet_lib.models import MODELS  # local import: torch-heavy (8 s), --help needs 0.2 s
+    from abanet_lib.models.smp_models import SmpSegmentationModel  # local import: torch-heavy (8 s), --help needs 0.2 s
 
     factory = SmpSegmentationModel if name.startswith("smp:") else MODELS[name]
     params = inspect.signature(factory).parameters
@@ -253,9 +250,10 @@ def build_parser(predict_options: bool = True) -> argparse.ArgumentParser:
                        description="Segment the face-mask region on whole photos. An --out folder with "
                                    "earlier results keeps them: new records are appended to "
                                    "predictions.jsonl, one per photo (the latest).")
-    predict_module = _optional_module("abanet_lib.app.predict") if predict_options else None
-    if predict_module is not None and hasattr(predict_module, "add_arguments"):
-        predict_module.add_arguments(p)
+    if predict_options:
+        from abanet_lib.app import predict  # local import: torch-heavy (8 s), --help needs 0.2 s
+
+        predict.add_arguments(p)
     else:
         p.add_argument("predict_args", nargs=argparse.REMAINDER, help="arguments of abanet_lib.app.predict")
 
@@ -291,33 +289,26 @@ def build_parser(predict_options: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _optional_module(name: str):
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
 # ---------------------------------------------------------------------------------------
 # Run records: read, check, describe
 # ---------------------------------------------------------------------------------------
 def run_folder_problem(folder: Path) -> str | None:
     """:func:`abanet_lib.engine.registry.run_folder_problem` (kept for existing callers)."""
-    from abanet_lib.engine import registry  # local import: --help and parsing need no torch
+    from abanet_lib.engine import registry  # local import: torch-heavy (8 s), --help needs 0.2 s
 
     return registry.run_folder_problem(folder)
 
 
 def load_run_record(run_id: str):
     """:func:`abanet_lib.engine.registry.load_run_record` (kept for existing callers)."""
-    from abanet_lib.engine import registry  # local import: --help and parsing need no torch
+    from abanet_lib.engine import registry  # local import: torch-heavy (8 s), --help needs 0.2 s
 
     return registry.load_run_record(run_id)
 
 
 def scan_runs(model: str | None = None, scale: str | None = None) -> tuple[list, list[str], list[str]]:
     """:func:`abanet_lib.engine.registry.scan_runs` (kept for existing callers)."""
-    from abanet_lib.engine import registry  # local import: --help and parsing need no torch
+    from abanet_lib.engine import registry  # local import: torch-heavy (8 s), --help needs 0.2 s
 
     return registry.scan_runs(model, scale)
 
@@ -335,12 +326,8 @@ def _cli_value(value: Any) -> str:
 def retrain_command(cfg: RunConfig) -> str | None:
     """The one ``python -m abanet_lib train ... --force`` line that retrains ``cfg`` (same run id),
     or None when the command line cannot express it (a custom scale, an option out of its range)."""
-    from abanet_lib.core.config import get_scale
-
     if cfg.scale not in SCALES:
         return None
-    from abanet_lib.core.config import EXECUTION_ONLY_FIELDS
-
     base = get_scale(cfg.scale).base_config()
     argv = ["train", "--scale", cfg.scale]
     for f in dataclasses.fields(RunConfig):
@@ -388,9 +375,9 @@ def _trained_on(provenance: dict) -> tuple[str, str]:
 
 def describe_finished_run(run) -> str:
     """What ``train`` says about a finished record it loads instead of training."""
-    import torch
+    import torch  # local import: torch-heavy (8 s), --help needs 0.2 s
 
-    from abanet_lib.engine.train import checkpoint_dir
+    from abanet_lib.engine.checkpoints import checkpoint_dir  # local import: torch-heavy (8 s), --help needs 0.2 s
 
     m, cfg = run.metrics, run.config
     prov = m.get("provenance") if isinstance(m.get("provenance"), dict) else {}
@@ -445,8 +432,8 @@ def _raised_while_building_model(err: BaseException) -> bool:
 
 
 def _cmd_train(args) -> int:
-    from abanet_lib.engine import registry
-    from abanet_lib.paper import runs
+    from abanet_lib.engine import registry  # local import: torch-heavy (8 s), --help needs 0.2 s
+    from abanet_lib.paper import runs  # local import: torch-heavy (8 s), --help needs 0.2 s
 
     cfg = config_from_args(args)
     if not args.force and registry.is_complete(cfg):
@@ -470,10 +457,10 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from abanet_lib.data import DataError
-    from abanet_lib.engine.evaluate import evaluate
-    from abanet_lib.engine.registry import data_changes, load_model
-    from abanet_lib.engine.train import build_split
+    from abanet_lib.data import DataError  # local import: torch-heavy (8 s), --help needs 0.2 s
+    from abanet_lib.engine.evaluate import evaluate  # local import: torch-heavy (8 s), --help needs 0.2 s
+    from abanet_lib.engine.registry import data_changes, load_model  # local import: torch-heavy (8 s)
+    from abanet_lib.engine.assembly import build_split  # local import: torch-heavy (8 s), --help needs 0.2 s
 
     if args.precision == "fp16" and not (args.device.startswith("cuda") or
                                          (args.device == "auto" and _cuda_available())):
@@ -498,19 +485,15 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cuda_available() -> bool:
-    import torch
+    import torch  # local import: torch-heavy (8 s), --help needs 0.2 s
 
     return torch.cuda.is_available()
 
 
 def _cmd_predict(args) -> int:
-    module = _optional_module("abanet_lib.app.predict")
-    if module is None or not hasattr(module, "main"):
-        print("error: 'predict' is not available (abanet_lib.app.predict is missing)", file=sys.stderr)
-        return 2
-    if hasattr(args, "predict_args"):
-        return int(module.main(args.predict_args) or 0)
-    return int(module.main(args) or 0)
+    from abanet_lib.app import predict  # local import: torch-heavy (8 s), --help needs 0.2 s
+
+    return int(predict.main(args.predict_args if hasattr(args, "predict_args") else args) or 0)
 
 
 def _check_kernel(name: str) -> None:
@@ -525,7 +508,7 @@ def _check_kernel(name: str) -> None:
 
 
 def _cmd_reproduce(args) -> int:
-    from abanet_lib.paper.reproduce import NotebookFailed, reproduce
+    from abanet_lib.paper.reproduce import NotebookFailed, reproduce  # local import: torch-heavy (8 s)
 
     only = [x.strip() for item in (args.only or []) for x in item.split(",") if x.strip()] or None
     _check_kernel(args.kernel)
@@ -541,12 +524,9 @@ def _cmd_reproduce(args) -> int:
 
 
 def _cmd_results_readme(args) -> int:
-    tables = _optional_module("abanet_lib.paper.tables")
-    if tables is None or not hasattr(tables, "write_results_readme"):
-        print("error: 'results-readme' is not available (abanet_lib.paper.tables.write_results_readme is missing)",
-              file=sys.stderr)
-        return 2
-    out = tables.write_results_readme(cost=True)
+    from abanet_lib.paper.tables import write_results_readme  # local import: torch-heavy (8 s), --help needs 0.2 s
+
+    out = write_results_readme(cost=True)
     if out is not None:
         print(f"wrote {out}")
     return 0
@@ -554,7 +534,7 @@ def _cmd_results_readme(args) -> int:
 
 def _cmd_list_runs(args) -> int:
     if args.model is not None:
-        from abanet_lib.models import describe_model
+        from abanet_lib.models import describe_model  # local import: torch-heavy (8 s), --help needs 0.2 s
 
         try:
             describe_model(args.model)

@@ -23,8 +23,8 @@ LAYERS = {"core": 0, "data": 1, "models": 2, "engine": 3, "app": 4, "paper": 5, 
 TOP = 7  # cli.py, __main__.py, the package __init__
 
 #: Folders and files (relative to abanet_lib/) whose imports are checked.
-CHECKED = ("core", "data", "models", "engine", "ops", "paper/artifacts.py", "paper/model_catalog.py",
-           "paper/runs.py")
+CHECKED = ("core", "data", "models", "engine", "app", "paper", "notebook", "ops", "cli.py", "__main__.py",
+           "__init__.py")
 
 LOCAL_IMPORT_REASON = "# local import:"
 

@@ -22,7 +22,7 @@ from PIL import Image
 from abanet_lib.app import predict
 from abanet_lib.core.config import Scale, get_scale
 from abanet_lib.engine.registry import PREDICTIONS_DIR, find_runs
-from abanet_lib.engine.train import build_split
+from abanet_lib.engine.assembly import build_split
 from abanet_lib.paper.artifacts import read_figure_maps
 from abanet_lib.paper.definitions import FIGURES, TABLES
 from abanet_lib.paper.experiments import table_rows
