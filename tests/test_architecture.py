@@ -42,7 +42,9 @@ def module_name(path: Path) -> str:
 
 def layer(module: str) -> int:
     parts = module.split(".")
-    return LAYERS.get(parts[1], TOP) if len(parts) > 1 else TOP
+    if len(parts) == 1:  # the package face (__version__, docstring) imports nothing: any layer may read it
+        return 0
+    return LAYERS.get(parts[1], TOP)
 
 
 def all_modules() -> dict[str, Path]:

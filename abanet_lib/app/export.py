@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from abanet_lib import __version__
 from abanet_lib.core.config import RunConfig
 from abanet_lib.engine.assembly import build_network
 from abanet_lib.models.base import main_output
@@ -81,7 +82,7 @@ def save_pretrained(model: nn.Module, cfg: RunConfig, folder: str | os.PathLike,
         "weights": SAFETENSORS_NAME if safe else TORCH_NAME,
         "run_id": cfg.run_id,
         "run_config": cfg.to_dict(),
-        "library": {"abanet_lib": _version(), "torch": torch.__version__},
+        "library": {"abanet_lib": __version__, "torch": torch.__version__},
     }
     config.update(extra or {})
     (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True, default=str) + "\n")
@@ -213,12 +214,6 @@ def onnx_parity(model: nn.Module, path: str | os.PathLike, inputs: torch.Tensor)
     return float(np.abs(got - ref).max())
 
 
-def _version() -> str:
-    try:
-        from abanet_lib import __version__
-        return __version__
-    except ImportError:
-        return "unknown"
 
 
 def _model_card(config: dict) -> str:
