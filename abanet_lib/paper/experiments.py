@@ -4,7 +4,7 @@ Every experiment is a list of :class:`~abanet_lib.core.config.RunConfig` built f
 ``scale.base_config()`` by a row of :mod:`abanet_lib.paper.definitions` (its config change,
 applied to each fold/seed the row asks for); a run shared by several tables (the full ABANet
 row of Tables 2 and 5-9, Table 4's first trial, ...) is the *same* config, hence the same run
-id, hence trained once by :func:`abanet_lib.engine.registry.run_or_load`.
+id, hence trained once by :func:`abanet_lib.paper.runs.run_or_load`.
 
 Which runs make up a row (``RowDefinition.per``, :func:`folds_for`):
 
