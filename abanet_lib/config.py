@@ -22,7 +22,7 @@ EXECUTION_ONLY_FIELDS = ("device", "num_workers")
 
 #: Fields added after runs were committed, with their defaults: left out of the run id while
 #: at the default, so every earlier run keeps its id.
-LATER_FIELDS = {"extra_train_images": None, "resize_masks": False}
+LATER_FIELDS = {"extra_train_images": None, "resize_masks": False, "train_crops": None}
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ class RunConfig:
             ``eval_dataset`` (seeded subset; ``None`` = all), e.g. a 1:1 real/synthetic mix.
         resize_masks: a mask whose size differs from its image is resized to it (nearest
             neighbour) instead of refused (``resize_mismatched_masks`` of the data listing).
+        train_crops: how the training crops were built when they are not the data sets' own
+            images (``None``); e.g. the shipped photo model's detector crops
+            (:mod:`abanet_lib.photo_model`): detector, margin, MFSD re-framing, validation share.
         augment: flips, scale/crop and colour jitter during training.
         pretrained: load ImageNet encoder weights (needs the local cache or internet).
         seed: seeds weights, data order and split.
@@ -91,6 +94,7 @@ class RunConfig:
     max_eval_images: int | None = None
     extra_train_images: int | None = None
     resize_masks: bool = False
+    train_crops: str | None = None
     augment: bool = True
     pretrained: bool = False
     seed: int = 0

