@@ -322,7 +322,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-kwargs", type=_json_object, default=None,
                         help='JSON object of model factory options, e.g. \'{"base_channels": 4}\'')
     for f in dataclasses.fields(RunConfig):
-        if f.name in ("model_kwargs", "scale"):
+        # train_crops: only abanet_lib.photo_model builds such crops (python -m abanet_lib.photo_model)
+        if f.name in ("model_kwargs", "scale", "train_crops"):
             continue
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_parser(f), default=None,
                             help=f"{_FIELD_HELP.get(f.name, f.name)} (scale default if omitted)")
@@ -353,7 +354,7 @@ def config_from_args(args: argparse.Namespace, check_machine: bool = True) -> Ru
     changes: dict[str, Any] = {}
     for f in dataclasses.fields(RunConfig):
         value = getattr(args, f.name, None)
-        if value is not None and f.name not in ("model_kwargs", "scale"):
+        if value is not None and f.name not in ("model_kwargs", "scale", "train_crops"):
             changes[f.name] = value
     if changes:
         cfg = cfg.replace(**changes)

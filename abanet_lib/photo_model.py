@@ -97,12 +97,41 @@ def train_photo_model(cfg: RunConfig, force: bool = False, progress: bool = True
     """Train (or load) a photo-model run through the registry; its record says how its crops
     were built (``metrics.json``: ``photo_training``) and fingerprints every file read."""
     if registry.is_complete(cfg) and not force:
-        return registry.load_run(cfg.run_id)
+        run = registry.load_run(cfg.run_id)
+        complete_record(run)
+        return run
     data, info, refs = training_data(cfg, progress)
     fingerprint = data_fingerprint([r for part in refs.values() for r in part])
     extra = {"data_sha256": fingerprint["sha256"], "photo_training": info}
-    return registry.run_or_load(cfg, force=force, progress=progress, data=data, test_refs=refs["test"],
+    run = registry.run_or_load(cfg, force=force, progress=progress, data=data, test_refs=refs["test"],
                                 extra_metrics=extra)
+    complete_record(run)
+    return run
+
+
+SPLIT_FILE = "split.json"
+
+
+def complete_record(run: registry.Run) -> list[str]:
+    """Add what a photo-model record lacks: ``split.json`` (the sample names of every part, from the
+    config) and ``data.json`` (the fingerprint of every file read, as other records have); never
+    overwrites. Returns the files written."""
+    refs = split_refs(run.config)
+    written = []
+    split_path = run.path / SPLIT_FILE
+    if not split_path.exists():
+        split_path.write_text(json.dumps({k: [f"{r.source}/{r.name}" for r in v] for k, v in refs.items()},
+                                         indent=1) + "\n")
+        written.append(SPLIT_FILE)
+    data_path = run.path / registry.DATA_FILE
+    if not data_path.exists():
+        fingerprint = data_fingerprint([r for part in refs.values() for r in part])
+        if fingerprint["sha256"] != run.metrics.get("data_sha256"):
+            raise ValueError(f"run {run.run_id}: the data differs from the data it was trained on "
+                             f"({fingerprint['sha256'][:12]} vs {str(run.metrics.get('data_sha256'))[:12]})")
+        data_path.write_text(json.dumps(fingerprint, indent=0, sort_keys=True) + "\n")
+        written.append(registry.DATA_FILE)
+    return written
 
 
 def candidates(fold: int = 0) -> list[RunConfig]:
@@ -163,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         runs.append(registry.load_run(cfg.run_id))
+        complete_record(runs[-1])
     print(ship(runs))
     return 0
 

@@ -68,17 +68,16 @@ class PhotoNet(SegmentationModel):
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         self.blocks = net._blocks
         self.drop_connect_rate = net._global_params.drop_connect_rate or 0.0
-        # which block outputs to tap: the last block before each stride-2 step, and the last
-        taps, size, x = [], 64, torch.zeros(1, 3, 64, 64)
+        # which block outputs to tap: the last block before each stride-2 step, and the last one
+        # (found from the output sizes of a 64x64 probe)
+        sizes, x = [], torch.zeros(1, 3, 64, 64)
         with torch.no_grad():
             x = self.stem.eval()(x)
-            sizes = []
             for block in self.blocks:
                 x = block.eval()(x)
                 sizes.append(x.shape[-1])
         taps = [i for i in range(len(sizes) - 1) if sizes[i + 1] < sizes[i]] + [len(sizes) - 1]
         self.taps = tuple(taps)
-        stem_ch = net._bn0.num_features
         chans = [self.blocks[i]._project_conv.out_channels for i in taps]  # strides 2..32
         if len(chans) != 5:
             raise RuntimeError(f"PhotoNet: expected 5 encoder taps, found {len(chans)}")
@@ -89,7 +88,6 @@ class PhotoNet(SegmentationModel):
             c_prev = c_out
         self.decoders = nn.ModuleList(decoders)
         self.head = nn.Conv2d(c_prev, 1, 1)
-        del stem_ch
         # ImageNet-normalised input -> the (x * 255 - 127) / 128 the TF-converted weights expect
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         self.register_buffer("in_scale", (std * 255 / 128).view(1, 3, 1, 1), persistent=False)
