@@ -52,7 +52,7 @@ SHIPPED_DIR = "shipped"
 MAX_SHIPPED_BYTES = 10 * 1024 * 1024
 
 
-def photo_config(pretrained: bool, fold: int = 0, epochs: int = 15, seed: int = 0) -> RunConfig:
+def photo_config(pretrained: bool, fold: int = 0, epochs: int = 6, seed: int = 0) -> RunConfig:
     """The config of a photo-model run (ImageNet encoder or from scratch)."""
     return RunConfig(
         model="photonet", model_kwargs=(("encoder", "lite0"),), loss=("bce", "iou"), optimizer="adam",
@@ -148,8 +148,28 @@ def shipped_folder(run_id: str) -> Path:
     return registry.run_dir(run_id) / SHIPPED_DIR
 
 
-def ship(runs: list[registry.Run]) -> Path:
-    """Write the validation winner's weights as fp16 safetensors into its record's ``shipped/``."""
+def unfinished_history(cfg: RunConfig) -> dict | None:
+    """What an interrupted candidate measured before it stopped (its staged ``history.csv``), or None."""
+    path = registry.staging_dir(cfg) / "history.csv"
+    if not path.is_file():
+        return None
+    import pandas as pd  # only for this fallback
+
+    history = pd.read_csv(path)
+    return {"pretrained": cfg.pretrained, "epochs_planned": cfg.epochs, "epochs_done": int(len(history)),
+            "val_iou_by_epoch": [round(float(v), 4) for v in history["val_iou"]],
+            "note": "interrupted before its record was complete (not enough CPU time on the shared 2 cores); "
+                    "numbers from its staged history.csv"}
+
+
+def ship(runs: list[registry.Run], unfinished: dict | None = None) -> Path:
+    """Write the validation winner's weights as fp16 safetensors into its record's ``shipped/``.
+
+    Args:
+        runs: the finished candidates.
+        unfinished: ``{run_id: unfinished_history(cfg)}`` of candidates that did not finish (recorded
+            in the shipped config.json, never chosen).
+    """
     best = choose(runs)
     model = registry.load_model(best).half()
     compared = {r.run_id: {"pretrained": r.config.pretrained, "best_val_iou": r.metrics.get("best_val_iou"),
@@ -158,7 +178,8 @@ def ship(runs: list[registry.Run]) -> Path:
     folder = export.save_pretrained(model, best.config, shipped_folder(best.run_id), extra={
         "dtype": "float16", "selected_on": "best validation IoU (held-out photos' detector crops + MFSD "
                                            "validation crops); never the test split",
-        "candidates": compared, "training_record": f"results/runs/{best.run_id}",
+        "candidates": compared, "unfinished_candidates": unfinished or {},
+        "training_record": f"results/runs/{best.run_id}",
         "scale": best.config.scale, "train_datasets": list(best.config.train_datasets),
         "train_crops": best.config.train_crops})
     size = (folder / export.SAFETENSORS_NAME).stat().st_size
@@ -178,14 +199,19 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--force", action="store_true")
     s = sub.add_parser("ship", help="ship the better candidate on validation (both must be trained)")
     s.add_argument("--fold", type=int, default=0)
+    s.add_argument("--allow-unfinished", action="store_true",
+                   help="ship from the finished candidates, recording what the unfinished one measured")
     args = parser.parse_args(argv)
     if args.command == "train":
         run = train_photo_model(photo_config(pretrained=args.pretrained, fold=args.fold), force=args.force)
         print(json.dumps({"run_id": run.run_id, "best_val_iou": run.metrics.get("best_val_iou"),
                           "test_iou": run.test.get("iou")}))
         return 0
-    runs = []
+    runs, unfinished = [], {}
     for cfg in candidates(args.fold):
+        if not registry.is_complete(cfg) and args.allow_unfinished and unfinished_history(cfg) is not None:
+            unfinished[cfg.run_id] = unfinished_history(cfg)
+            continue
         if not registry.is_complete(cfg):
             print(f"error: run {cfg.run_id} (pretrained={cfg.pretrained}) is not trained; "
                   f"python -m abanet_lib.photo_model train {'--pretrained' if cfg.pretrained else '--scratch'}",
@@ -193,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         runs.append(registry.load_run(cfg.run_id))
         complete_record(runs[-1])
-    print(ship(runs))
+    if not runs:
+        print("error: no finished candidate to ship", file=sys.stderr)
+        return 2
+    print(ship(runs, unfinished))
     return 0
 
 

@@ -120,11 +120,13 @@ def test_the_shipped_model_is_committed_fp16_small_and_the_validation_choice():
     config = json.loads((SHIPPED / "config.json").read_text())
     assert config["run_id"] == predict.SHIPPED_RUN and config["model_name"] == "photonet"
     # chosen on validation between the ImageNet and scratch encoders, both recorded
-    candidates = config["candidates"]
-    assert {c["pretrained"] for c in candidates.values()} == {True, False}
+    candidates, unfinished = config["candidates"], config["unfinished_candidates"]
+    assert {c["pretrained"] for c in [*candidates.values(), *unfinished.values()]} == {True, False}
     best = max(candidates, key=lambda k: candidates[k]["best_val_iou"])
     assert best == predict.SHIPPED_RUN
-    assert {c.run_id for c in photo_model.candidates()} == set(candidates)
+    assert {c.run_id for c in photo_model.candidates()} == set(candidates) | set(unfinished)
+    for other in unfinished.values():  # a candidate that could not finish is recorded, never shipped
+        assert other["epochs_done"] < other["epochs_planned"] and other["val_iou_by_epoch"]
     # the training record sits beside it and names the crops it was trained on
     record = json.loads((SHIPPED.parent / "metrics.json").read_text())
     assert record["run_id"] == predict.SHIPPED_RUN and record["scale"] == photo_model.PHOTO_SCALE
@@ -184,3 +186,18 @@ def test_smoke_weights_warn_on_the_console_and_in_every_json_line(tmp_path, caps
     assert console.count("WARNING") >= 2 and "smoke-scale" in console  # at the start and in the summary
     lines = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and all("smoke-scale" in r["warning"] and r["scale"] == "smoke" for r in lines)
+
+
+# ---------------------------------------------------------------------------------------
+# The benchmark markdown is rendered from committed records only
+# ---------------------------------------------------------------------------------------
+def test_whole_photo_markdown_renders_from_the_committed_records_byte_for_byte(load_benchmark, monkeypatch):
+    monkeypatch.delenv("ABANET_RESULTS", raising=False)  # read the committed results/
+    bench = load_benchmark("bench_whole_photo")
+    folder = paths.PROJECT_ROOT / "results" / "benchmarks"
+    assert bench.render(folder) == (folder / "whole_photo.md").read_text()
+    shipped = json.loads((folder / bench.SHIPPED_RECORD).read_text())
+    assert shipped["model"] == f"shipped:{predict.SHIPPED_RUN}" and shipped["n_photos"] == 50
+    # the earlier figure is kept beside the new one, unchanged
+    old = json.loads((folder / bench.ABANET_RECORD).read_text())
+    assert old["model"] == "abanet-8388e606e533" and round(old["mean_iou"], 4) == 0.6761
