@@ -131,7 +131,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-kwargs", type=_json_object, default=None,
                         help='JSON object of model factory options, e.g. \'{"base_channels": 4}\'')
     for f in dataclasses.fields(RunConfig):
-        if f.name in ("model_kwargs", "scale"):
+        # train_crops: only abanet_lib.paper.photo_model builds such crops (python -m abanet_lib.paper.photo_model)
+        if f.name in ("model_kwargs", "scale", "train_crops"):
             continue
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_parser(f), default=None,
                             help=f"{FIELD_HELP[f.name].rstrip('.')} (scale default if omitted)")
@@ -160,7 +161,7 @@ def config_from_args(args: argparse.Namespace, check_machine: bool = True) -> Ru
     changes: dict[str, Any] = {}
     for f in dataclasses.fields(RunConfig):
         value = getattr(args, f.name, None)
-        if value is not None and f.name not in ("model_kwargs", "scale"):
+        if value is not None and f.name not in ("model_kwargs", "scale", "train_crops"):
             changes[f.name] = value
     if changes:
         cfg = cfg.replace(**changes)
@@ -292,27 +293,6 @@ def build_parser(predict_options: bool = True) -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------
 # Run records: read, check, describe
 # ---------------------------------------------------------------------------------------
-def run_folder_problem(folder: Path) -> str | None:
-    """:func:`abanet_lib.engine.registry.run_folder_problem` (kept for existing callers)."""
-    from abanet_lib.engine import registry  # local import: torch-heavy (8 s), --help needs 0.2 s
-
-    return registry.run_folder_problem(folder)
-
-
-def load_run_record(run_id: str):
-    """:func:`abanet_lib.engine.registry.load_run_record` (kept for existing callers)."""
-    from abanet_lib.engine import registry  # local import: torch-heavy (8 s), --help needs 0.2 s
-
-    return registry.load_run_record(run_id)
-
-
-def scan_runs(model: str | None = None, scale: str | None = None) -> tuple[list, list[str], list[str]]:
-    """:func:`abanet_lib.engine.registry.scan_runs` (kept for existing callers)."""
-    from abanet_lib.engine import registry  # local import: torch-heavy (8 s), --help needs 0.2 s
-
-    return registry.scan_runs(model, scale)
-
-
 def _cli_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -437,7 +417,7 @@ def _cmd_train(args) -> int:
 
     cfg = config_from_args(args)
     if not args.force and registry.is_complete(cfg):
-        print(describe_finished_run(load_run_record(cfg.run_id)))
+        print(describe_finished_run(registry.load_run_record(cfg.run_id)))
         return 0
     try:  # a failure leaves no half-made run folder: runs.run_or_load trains in a staging folder
         run = runs.run_or_load(cfg, force=args.force, progress=not args.no_progress,
@@ -459,19 +439,19 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     from abanet_lib.data import DataError  # local import: torch-heavy (8 s), --help needs 0.2 s
     from abanet_lib.engine.evaluate import evaluate  # local import: torch-heavy (8 s), --help needs 0.2 s
-    from abanet_lib.engine.registry import data_changes, load_model  # local import: torch-heavy (8 s)
+    from abanet_lib.engine import registry  # local import: torch-heavy (8 s), --help needs 0.2 s
     from abanet_lib.engine.assembly import build_split  # local import: torch-heavy (8 s), --help needs 0.2 s
 
     if args.precision == "fp16" and not (args.device.startswith("cuda") or
                                          (args.device == "auto" and _cuda_available())):
         raise OptionError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
-    run = load_run_record(args.run)
+    run = registry.load_run_record(args.run)
     cfg = run.config
-    changes = data_changes(run)
+    changes = registry.data_changes(run)
     if changes:  # scoring other data under this run's name would be silently wrong
         raise DataError(f"run {run.run_id} ({run.path}): the data differs from the data it was trained and "
                         f"tested on: {'; '.join(changes)}; restore the data or retrain with --force")
-    model = load_model(run, device=args.device)
+    model = registry.load_model(run, device=args.device)
     per_image, summary = evaluate(model, build_split(cfg).test, cfg.image_size, device=args.device,
                                   precision=args.precision or cfg.precision, batch_size=args.batch_size,
                                   save_predictions_dir=args.save_predictions, channels_last=cfg.channels_last)
@@ -540,7 +520,9 @@ def _cmd_list_runs(args) -> int:
             describe_model(args.model)
         except ValueError as err:
             raise OptionError(f"--model {args.model}: {err}") from None
-    runs, damaged, unfinished = scan_runs(model=args.model, scale=args.scale)
+    from abanet_lib.engine import registry  # local import: torch-heavy (8 s), --help needs 0.2 s
+
+    runs, damaged, unfinished = registry.scan_runs(model=args.model, scale=args.scale)
     filters = {k: v for k, v in (("model", args.model), ("scale", args.scale)) if v is not None}
     if not runs:
         print("no finished runs" + (f" matching {filters}" if filters else ""))

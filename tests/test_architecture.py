@@ -30,7 +30,7 @@ LOCAL_IMPORT_REASON = "# local import:"
 
 #: Function-level imports another change is rewriting right now: (file, imported module).
 #: engine/evaluate.py's ``preprocess`` is being replaced by the one preprocessing function.
-PENDING = {("abanet_lib/engine/evaluate.py", "abanet_lib.data.transforms")}
+PENDING: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:

@@ -25,15 +25,16 @@ from torch import nn
 from abanet_lib import __version__
 from abanet_lib.core.config import RunConfig
 from abanet_lib.engine.assembly import build_network
+from abanet_lib.data import transforms
 from abanet_lib.models.base import main_output
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.json"
 SAFETENSORS_NAME = "model.safetensors"
 TORCH_NAME = "model.pt"
-#: ImageNet statistics, the normalisation every model of the project is trained with.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+#: ImageNet statistics, the normalisation every model of the project is trained with (one home:
+#: :mod:`abanet_lib.data.transforms`).
+IMAGENET_MEAN, IMAGENET_STD = transforms.IMAGENET_MEAN, transforms.IMAGENET_STD
 
 
 def _has_safetensors() -> bool:

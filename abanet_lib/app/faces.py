@@ -21,11 +21,16 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from abanet_lib.data.loaders import FaceBox, read_mfsd_boxes
 
 #: Detector preference for ``auto``, best first (see benchmarks/bench_face_detection.py).
 AUTO_ORDER = ("mtcnn", "haar:frontalface_default")
+
+#: Crop margin around a face box (fraction of its side): predict's default, and the margin the
+#: shipped photo model's training crops were cut with (:mod:`abanet_lib.app.photo_crops`).
+DEFAULT_MARGIN = 0.25
 
 HAAR_CASCADES = ("frontalface_default", "frontalface_alt", "frontalface_alt2",
                  "frontalface_alt_tree", "profileface")
@@ -121,7 +126,14 @@ class MTCNNDetector:
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         small, scale = _resize_for_detection(image, self.max_side)
-        boxes, probs = self._mtcnn.detect(np.ascontiguousarray(small))
+        # MTCNN runs dozens of tiny convolutions: one thread is 5-15x faster than two on a
+        # shared 2-core machine (thread hand-off dominates; measured for issue 13)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            boxes, probs = self._mtcnn.detect(np.ascontiguousarray(small))
+        finally:
+            torch.set_num_threads(threads)
         if boxes is None:
             return []
         raw = [(*b, p) for b, p in zip(boxes, probs) if p is not None and p >= self.min_score]
@@ -174,6 +186,16 @@ def expand_box(box: FaceBox, margin: float, shape: tuple[int, int], square: bool
     x1, y1 = max(0, int(round(cx - bw / 2))), max(0, int(round(cy - bh / 2)))
     x2, y2 = min(w, int(round(cx + bw / 2))), min(h, int(round(cy + bh / 2)))
     return FaceBox(x1, y1, max(x2, x1 + 1), max(y2, y1 + 1), box.score, box.source)
+
+
+def crop_box_for(box: FaceBox, shape: tuple[int, int], margin: float = DEFAULT_MARGIN) -> FaceBox:
+    """The crop the segmenter sees for one face: the square box grown by ``margin``, clipped
+    (:func:`expand_box`); a ``"whole"`` box (no face found) is kept as it is.
+
+    The one crop rule: ``predict`` and the photo model's training crops
+    (:mod:`abanet_lib.app.photo_crops`) both call it.
+    """
+    return box if box.source == "whole" else expand_box(box, margin, shape)
 
 
 def whole_image_box(shape: tuple[int, int]) -> FaceBox:

@@ -3,15 +3,19 @@
 Pipeline for one photo (see notebook 14 for it step by step)::
 
     load (EXIF-rotate, RGB, downscale huge images) -> detect faces (or --boxes CSV)
-    -> square crop around each face with a margin -> resize to the model's image_size,
-    ImageNet-normalise -> model -> sigmoid -> resize back to the crop -> paste into a
+    -> square crop around each face with a margin (faces.crop_box_for) -> the project's one
+    preprocessing (data.transforms.preprocess: Pillow bilinear resize, ImageNet-normalise) -> model -> sigmoid -> resize back to the crop -> paste into a
     full-resolution probability map (max over overlapping faces) -> threshold
 
 Command line (wired by ``abanet_lib.cli`` as the ``predict`` subcommand)::
 
     python -m abanet_lib predict photos/ img.jpg "more/*.png" --run RUN --out DIR
 
-``--run`` takes a run id of ``results/runs`` (weights from the registry), a folder written
+Without ``--run`` the shipped photo model is used: a compact EfficientNet-Lite0 U-Net whose fp16
+weights (7 MB) are committed with its training record in ``results/runs/<SHIPPED_RUN>/shipped/``,
+trained on crops cut exactly as here (:mod:`abanet_lib.app.photo_crops`, :mod:`abanet_lib.paper.photo_model`),
+so a fresh clone segments photos with nothing trained. ``--run`` takes a run id of
+``results/runs`` (weights from the registry, e.g. an ABANet run), a folder written
 by :func:`abanet_lib.app.export.save_pretrained`, or ``untrained:<model name>`` (random weights,
 for trying the plumbing; the outputs say so). Per photo it writes ``<stem>_mask.png``
 (0/255, full resolution), ``<stem>_overlay.png`` and one line of ``predictions.jsonl``
@@ -52,16 +56,28 @@ import numpy as np
 import torch
 from torch import nn
 
+from abanet_lib.app import faces as facelib
 from abanet_lib.app.options import (CliParser, device_option, file_option, float_option, folder_option,
                                     int_option, is_deliberate, nonempty_option, one_line)
-from abanet_lib.app import faces as facelib
+from abanet_lib.app.export import build_model, from_pretrained, is_pretrained_folder
+from abanet_lib.core import paths
+from abanet_lib.core.devices import resolve_device
+from abanet_lib.core.io import atomic_write_text
+from abanet_lib.core.provenance import utc_now
+from abanet_lib.data import transforms
+from abanet_lib.engine import registry
+from abanet_lib.engine.checkpoints import checkpoint_dir
 from abanet_lib.data.samples import BOMB_PIXELS, DataError, decode_image
-from abanet_lib.app.export import IMAGENET_MEAN, IMAGENET_STD
 from abanet_lib.models.base import main_output
 
 #: Photos above this many pixels are downscaled before processing (with a message).
 DEFAULT_MAX_PIXELS = 40_000_000
-DEFAULT_MARGIN = 0.25
+DEFAULT_MARGIN = facelib.DEFAULT_MARGIN
+#: The run whose ``shipped/`` folder is predict's default model (abanet_lib.paper.photo_model picked it
+#: on validation; tests/test_predict_photo_model.py checks it is that module's choice).
+SHIPPED_RUN = "photonet-c4491f2696fd"
+#: The ``--run`` value naming the shipped model explicitly.
+SHIPPED = "shipped"
 NO_FACE_CHOICES = ("whole", "skip")
 
 
@@ -147,16 +163,9 @@ class Segmenter:
         return fields
 
     def preprocess(self, crops: list[np.ndarray]) -> torch.Tensor:
-        """Crops (h, w, 3) uint8 RGB -> normalised batch (N, 3, S, S) float32."""
-        import cv2
-
-        size = self.image_size
-        batch = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA
-                                     if min(c.shape[:2]) > size else cv2.INTER_LINEAR) for c in crops])
-        x = torch.from_numpy(batch).float().div_(255.0).permute(0, 3, 1, 2)
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        return ((x - mean) / std).contiguous()
+        """Crops (h, w, 3) uint8 RGB -> normalised batch (N, 3, S, S) float32: the project's one
+        preprocessing (:func:`abanet_lib.data.transforms.preprocess_batch`), as in training."""
+        return transforms.preprocess_batch(crops, self.image_size)
 
     @torch.no_grad()
     def predict_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
@@ -189,21 +198,35 @@ def weights_warning(label: str, trained: bool, scale: str | None) -> str | None:
     return None
 
 
-def load_segmenter(run: str, device: str | torch.device = "auto") -> Segmenter:
+def shipped_model_path() -> Path:
+    """The folder of the shipped photo model (committed: ``results/runs/<SHIPPED_RUN>/shipped``)."""
+    return paths.PROJECT_ROOT / "results" / "runs" / SHIPPED_RUN / "shipped"
+
+
+def load_segmenter(run: str | None = None, device: str | torch.device = "auto") -> Segmenter:
     """Build a :class:`Segmenter` from a run id, a saved folder, or ``untrained:<model>``.
 
     Args:
-        run: ``results/runs`` run id (or its folder path), a :func:`save_pretrained` folder,
+        run: ``None`` or ``"shipped"`` (the shipped photo model, :func:`shipped_model_path`),
+            a ``results/runs`` run id (or its folder path), a :func:`save_pretrained` folder,
             or ``untrained:<model name>[@<image size>]`` (e.g. ``untrained:smp:Unet:resnet34@128``).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``.
 
     Raises:
         ValueError: nothing matches ``run``, or its record/weights cannot be read (named).
     """
-    from abanet_lib.core.devices import resolve_device
-    from abanet_lib.app.export import build_model, from_pretrained, is_pretrained_folder
-
     device = resolve_device(device)
+    if run is None or run == SHIPPED:
+        folder = shipped_model_path()
+        if not is_pretrained_folder(folder):
+            raise ValueError(f"the shipped photo model {folder} is missing (expected config.json + "
+                             "model.safetensors from git); restore it with git checkout, or pass --run")
+        try:
+            model, cfg = from_pretrained(folder, device)
+        except (ValueError, KeyError, TypeError, OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"the shipped photo model {folder} cannot be loaded ({type(err).__name__}: {err})") from err
+        return Segmenter(model, cfg.image_size, device, f"shipped:{SHIPPED_RUN}", trained=True, model_name=cfg.model,
+                         scale=cfg.scale, train_datasets=tuple(cfg.train_datasets))
     if run.startswith("untrained:"):
         spec = run.split(":", 1)[1]
         name, _, size = spec.partition("@")
@@ -232,13 +255,7 @@ def load_segmenter(run: str, device: str | torch.device = "auto") -> Segmenter:
                          scale=cfg.scale, train_datasets=tuple(cfg.train_datasets))
     run_id = path.name if path.is_dir() else run
     try:
-        from abanet_lib.engine import registry
-        from abanet_lib.cli import load_run_record
-    except ImportError as err:
-        raise ValueError(f"--run {run!r}: not a save_pretrained folder and the run registry is "
-                         f"unavailable ({err})") from err
-    try:
-        record = load_run_record(run_id)
+        record = registry.load_run_record(run_id)
     except FileNotFoundError as err:
         raise ValueError(f"--run {run!r}: not a save_pretrained folder (config.json + model.safetensors) "
                          f"nor a finished run of results/runs ({err})") from None
@@ -259,16 +276,9 @@ def find_trained_run(prefer_dataset: str | None = "maskedfacenet-seg500") -> str
     Runs of a real scale come before smoke-scale runs, then runs trained on ``prefer_dataset``,
     then the highest test IoU.
     """
-    try:
-        from abanet_lib.cli import scan_runs
-
-        runs, damaged, _ = scan_runs()
-    except ImportError:  # registry missing: callers fall back to an untrained model
-        return None
+    runs, damaged, _ = registry.scan_runs()
     for message in damaged:  # listed, not dropped silently
         warnings.warn(f"find_trained_run: skipped a damaged run record: {message}", stacklevel=2)
-    from abanet_lib.engine.train import checkpoint_dir
-
     candidates = []
     for run in runs:
         ckpt = run.metrics.get("checkpoint")
@@ -349,8 +359,7 @@ def predict_photo(image: np.ndarray, segmenter: Segmenter, detector=None,
         boxes = [facelib.whole_image_box(shape)] if no_face == "whole" else []
     crops = []
     for box in boxes:
-        crop_box = box if box.source == "whole" else facelib.expand_box(box, margin, shape)
-        crops.append(crop_box)
+        crops.append(facelib.crop_box_for(box, shape, margin))
     start = time.perf_counter()
     probs = segmenter.predict_crops([image[c.y1:c.y2, c.x1:c.x2] for c in crops])
     canvas = np.zeros(shape, dtype=np.float32)
@@ -365,14 +374,20 @@ def predict_photo(image: np.ndarray, segmenter: Segmenter, detector=None,
     return PhotoPrediction(canvas, records, status, {"detect_s": detect_s, "segment_s": segment_s})
 
 
+FACE_COLOR = (40, 220, 40)
+CROP_COLOR = (240, 220, 40)
+MASK_COLOR = (255, 40, 40)
+
+
 def overlay(image: np.ndarray, mask: np.ndarray, faces: list[dict] | None = None,
-            color: tuple[int, int, int] = (255, 40, 40), alpha: float = 0.5) -> np.ndarray:
-    """Photo with the mask tinted and the face (green) / crop (yellow) boxes drawn.
+            color: tuple[int, int, int] = MASK_COLOR, alpha: float = 0.5, legend: bool = False) -> np.ndarray:
+    """Photo with the mask tinted and the face (green) / crop (yellow) boxes drawn, and a legend.
 
     Args:
         image: (H, W, 3) uint8 RGB.
         mask: (H, W) bool.
         faces: records of :class:`PhotoPrediction` (boxes to draw).
+        legend: draw the key (top-left: mask, face box, crop box) on the image.
     Returns:
         (H, W, 3) uint8 RGB.
     """
@@ -385,10 +400,33 @@ def overlay(image: np.ndarray, mask: np.ndarray, faces: list[dict] | None = None
     for face in faces or []:
         if face["source"] != "whole":
             cv2.rectangle(out, tuple(face["face_box"][:2]), (face["face_box"][2] - 1, face["face_box"][3] - 1),
-                          (40, 220, 40), thickness)
+                          FACE_COLOR, thickness)
         cv2.rectangle(out, tuple(face["crop_box"][:2]), (face["crop_box"][2] - 1, face["crop_box"][3] - 1),
-                      (240, 220, 40), thickness)
+                      CROP_COLOR, thickness)
+    if legend:
+        draw_legend(out, [(color, "mask (predicted)"), (FACE_COLOR, "face (detector)"),
+                          (CROP_COLOR, "crop (model input)")])
     return out
+
+
+def draw_legend(image: np.ndarray, entries: list[tuple[tuple[int, int, int], str]]) -> np.ndarray:
+    """Draw a key in the top-left corner of ``image`` (in place): a swatch and a label per entry,
+    on a dark box, sized to the image."""
+    import cv2
+
+    scale = max(0.35, min(image.shape[:2]) / 900)
+    thick = max(1, round(scale * 1.5))
+    (_, text_h), _ = cv2.getTextSize("Mg", cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad, line = max(3, text_h // 2), int(text_h * 1.8)
+    width = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] for _, t in entries)
+    x2, y2 = min(image.shape[1] - 1, 3 * pad + text_h + width), min(image.shape[0] - 1, pad + line * len(entries))
+    image[:y2, :x2] = (image[:y2, :x2].astype(np.float32) * 0.35).astype(np.uint8)
+    for k, (swatch, text) in enumerate(entries):
+        y = pad + k * line
+        cv2.rectangle(image, (pad, y), (pad + text_h, y + text_h), tuple(int(c) for c in swatch), -1)
+        cv2.putText(image, text, (2 * pad + text_h, y + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), thick, cv2.LINE_AA)
+    return image
 
 
 def thumbnail(image: np.ndarray, max_side: int = 256) -> np.ndarray:
@@ -536,8 +574,6 @@ def predict_paths(paths: list[Path], segmenter: Segmenter, out_dir: str | os.Pat
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from abanet_lib.core.provenance import utc_now
-
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputFolderError(f"--out {out_dir}: is a file; expected a folder (new or with earlier results)")
@@ -571,7 +607,7 @@ def predict_paths(paths: list[Path], segmenter: Segmenter, out_dir: str | os.Pat
                 stem = stems.stem(path, key)
                 mask = result.mask(threshold)
                 Image.fromarray((mask * 255).astype(np.uint8)).save(out_dir / f"{stem}_mask.png")
-                Image.fromarray(overlay(image, mask, result.faces)).save(out_dir / f"{stem}_overlay.png")
+                Image.fromarray(overlay(image, mask, result.faces, legend=True)).save(out_dir / f"{stem}_overlay.png")
                 record.update(status=result.status, size=[int(image.shape[1]), int(image.shape[0])],
                               notes=notes, boxes_from="csv" if known else (detector.name if detector else None),
                               n_faces=sum(f["source"] != "whole" for f in result.faces), faces=result.faces,
@@ -594,9 +630,7 @@ def predict_paths(paths: list[Path], segmenter: Segmenter, out_dir: str | os.Pat
             jsonl.write(json.dumps(record) + "\n")
             jsonl.flush()
     merged = _merge_records(previous, new_records)
-    tmp = jsonl_path.with_name(f".{PREDICTIONS_FILE}.tmp{os.getpid()}")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in merged), encoding="utf-8")
-    os.replace(tmp, jsonl_path)
+    atomic_write_text(jsonl_path, "".join(json.dumps(r) + "\n" for r in merged))
     new_keys = {_file_key(r) for r in new_records}
     replaced = sum(1 for r in previous if _file_key(r) in new_keys)
     seconds = time.perf_counter() - start_all
@@ -626,8 +660,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``predict`` options to ``parser`` (used by ``abanet_lib.cli``); every value is
     checked when parsed (one-line errors naming the option)."""
     parser.add_argument("paths", nargs="+", help="photo files, folders or glob patterns")
-    parser.add_argument("--run", required=True, type=nonempty_option,
-                        help="run id of results/runs, a save_pretrained folder, or untrained:<model>[@size]")
+    parser.add_argument("--run", default=None, type=nonempty_option,
+                        help="model: the shipped photo model when left out (or 'shipped'); a run id of "
+                             "results/runs (e.g. an ABANet run), a save_pretrained folder, or "
+                             "untrained:<model>[@size]")
     parser.add_argument("--out", required=True, type=folder_option(),
                         help="output folder (masks, overlays, predictions.jsonl); earlier results in it "
                              "are kept: new records are appended, one per photo (a photo predicted again "

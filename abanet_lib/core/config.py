@@ -24,7 +24,8 @@ EXECUTION_ONLY_FIELDS = ("device", "num_workers")
 
 #: Fields added after runs were committed, with their defaults: left out of the run id while
 #: at the default, so every earlier run keeps its id.
-LATER_FIELDS = {"extra_train_images": None, "resize_masks": False, "batches_on_device": False}
+LATER_FIELDS = {"extra_train_images": None, "resize_masks": False, "batches_on_device": False,
+                "train_crops": None}
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class RunConfig:
             ``eval_dataset`` (seeded subset; None: all), e.g. a 1:1 real/synthetic mix.
         resize_masks: resize a mask whose size differs from its image (nearest neighbour)
             instead of refusing it.
+        train_crops: how the training crops were built when they are not the data sets' own
+            images (None); e.g. the shipped photo model's detector crops
+            (:mod:`abanet_lib.paper.photo_model`): detector, margin, MFSD re-framing, validation share.
         augment: training augmentation: flips, scale/crop, colour jitter.
         pretrained: ImageNet encoder weights (needs a local weight cache offline).
         seed: seed of weights, data order and split.
@@ -108,6 +112,7 @@ class RunConfig:
     max_eval_images: int | None = None
     extra_train_images: int | None = None
     resize_masks: bool = False
+    train_crops: str | None = None
     augment: bool = True
     pretrained: bool = False
     seed: int = 0

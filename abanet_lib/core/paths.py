@@ -19,7 +19,8 @@ def _env_path(var: str, default: Path) -> Path:
 #: Scales whose outputs are the committed record under ``results/``. Any other scale (``smoke``,
 #: a test's scale) writes under the git-ignored ``.cache/results-<scale>/`` instead, so running a
 #: notebook by hand at smoke scale can never overwrite a committed table, figure or run.
-COMMITTED_SCALES = ("reduced", "paper", "gpu")
+#: ``photo``: the runs of predict's shipped photo model (abanet_lib.paper.photo_model; no table lists them).
+COMMITTED_SCALES = ("reduced", "paper", "gpu", "photo")
 
 
 def results_dir(scale: str | None = None) -> Path:

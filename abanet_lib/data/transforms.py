@@ -1,7 +1,11 @@
 """Resizing, ImageNet normalisation and training augmentations (numpy / torch only).
 
-Resizing: images bilinear (Pillow, antialiased when shrinking), masks nearest neighbour, so a
-resized mask stays binary. Augmentations run on prepared (S, S) tensors in the data set:
+The one preprocessing of the project is :func:`preprocess` (one image) / :func:`preprocess_batch`:
+:func:`resize_image` (Pillow bilinear, antialiased when shrinking) then :func:`image_to_tensor`
+(``/255`` and ImageNet normalisation). Training data (:func:`resize_pair` when the arrays are
+prepared, :func:`normalize` after augmentation), evaluation (``evaluate.preprocess``),
+``predict`` (``Segmenter.preprocess``) and export (``export.IMAGENET_MEAN``) all use these
+functions and constants. Masks are resized nearest neighbour, so a resized mask stays binary. Augmentations run on prepared (S, S) tensors in the data set:
 horizontal flip, random scale-up and crop back to S, colour jitter (brightness, contrast,
 saturation). They change geometry identically for image and mask.
 """
@@ -28,7 +32,7 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, size: int | tuple[int, int]
         image (S_h, S_w, 3) uint8, mask (S_h, S_w) bool.
     """
     h, w = (size, size) if isinstance(size, int) else size
-    img = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    img = resize_image(image, (h, w))
     m = np.asarray(mask)
     binary = m if m.dtype == bool else m > (127 if m.size and m.max() > 1 else 0)
     resized = Image.fromarray(binary.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)
@@ -39,6 +43,26 @@ def resize_image(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     """Bilinear resize of an (H, W, 3) uint8 image to S or (height, width)."""
     h, w = (size, size) if isinstance(size, int) else size
     return np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+
+
+def preprocess(image: np.ndarray, size: int | tuple[int, int]) -> torch.Tensor:
+    """THE preprocessing: RGB uint8 (H, W, 3) -> normalised float32 (3, S, S).
+
+    :func:`resize_image` (Pillow bilinear, as the prepared training arrays) then
+    :func:`image_to_tensor` (``/255``, ImageNet mean/std).
+
+    Raises:
+        ValueError: not an (H, W, 3) uint8 image.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"preprocess: expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+    return image_to_tensor(resize_image(image, size))
+
+
+def preprocess_batch(images, size: int | tuple[int, int]) -> torch.Tensor:
+    """:func:`preprocess` of each image, stacked: list of (H_i, W_i, 3) uint8 -> (N, 3, S, S)."""
+    return torch.stack([preprocess(image, size) for image in images]).contiguous()
 
 
 def _stats(x, like):
@@ -73,7 +97,7 @@ def denormalize(image_norm):
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> normalised float32 tensor (3, H, W)."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float().div_(255.0)
     return normalize(x)
 
 

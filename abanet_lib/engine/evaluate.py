@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from abanet_lib.data import transforms
 from abanet_lib.core.devices import (describe_device, resolve_device, resolve_precision, synchronize,
                                      to_memory_format)
 from abanet_lib.engine.metrics import MetricAccumulator
@@ -23,20 +24,9 @@ from abanet_lib.models.base import main_output
 
 
 def preprocess(image: np.ndarray, image_size: int) -> torch.Tensor:
-    """RGB uint8 (H, W, 3) -> normalised float32 (3, S, S), as the training data.
-
-    Uses the data layer's resize (Pillow bilinear, as for the prepared training arrays).
-    """
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"preprocess: expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
-    from abanet_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD, resize_image
-
-    resized = resize_image(image, image_size)
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
-    x = torch.from_numpy(np.array(resized, copy=True)).permute(2, 0, 1).float().div_(255.0)
-    mean_t = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    std_t = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
-    return (x - mean_t) / std_t
+    """RGB uint8 (H, W, 3) -> normalised float32 (3, S, S), as the training data: the project's
+    one preprocessing, :func:`abanet_lib.data.transforms.preprocess`."""
+    return transforms.preprocess(image, image_size)
 
 
 @torch.no_grad()

@@ -61,11 +61,6 @@ from abanet_lib.engine.checkpoints import (LoopState, NonFiniteLossError, checkp
                                            set_rng_state, write_epoch_outputs)
 from abanet_lib.models.base import main_output
 
-# Transition only: app/predict.py, paper/figures.py and cli.py still import these two from here;
-# their homes are engine.checkpoints and engine.assembly (remove once those callers switch).
-from abanet_lib.engine.assembly import build_split  # noqa: E402,F401  isort: skip
-from abanet_lib.engine.checkpoints import checkpoint_dir  # noqa: E402,F401  isort: skip
-
 
 @dataclass
 class EpochInfo:

@@ -10,6 +10,7 @@ Names understood by :func:`create_model` (see :func:`list_models` for the full l
 * ``"unet_plain"`` (Ronneberger 2015), ``"unet_din"`` and ``"unet_geng"`` (U-Net stand-ins for
   Din et al. 2020 and Geng et al. 2020), ``"grabcut"`` (OpenCV, no training),
   ``"maskrcnn"`` (torchvision Mask R-CNN, stand-in for Sola & Gera 2023).
+* ``"photonet"``: the compact EfficientNet-Lite0 U-Net that ``predict`` ships (issue 13).
 * ``"eunet"`` (EU-Net, ResNet-34), ``"dad"`` (DAD v1, ResNet-50), ``"einet"`` (a labelled
   stand-in on ResNet-50: EINet's architecture is not established).
 
@@ -31,6 +32,7 @@ from abanet_lib.models.eunet import EUNet
 from abanet_lib.models.grabcut import GrabCutSegmenter
 from abanet_lib.models.maskrcnn import MaskRCNNSegmenter
 from abanet_lib.models.official import ABANetOfficial
+from abanet_lib.models.photo_net import PhotoNet
 from abanet_lib.models.smp_models import SmpSegmentationModel
 from abanet_lib.models.unet_plain import build_unet_din, build_unet_geng, build_unet_plain
 
@@ -52,6 +54,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "eunet": EUNet,
     "dad": DAD,
     "einet": EINetStandIn,
+    "photonet": PhotoNet,
 }
 
 #: Factory name -> one-line description (same keys and order as :data:`MODELS`).
@@ -77,6 +80,8 @@ DESCRIPTIONS: dict[str, str] = {
            "difference-aware extractors",
     "einet": "STAND-IN for EINet (architecture not established): ResNet-50 + edge-guided "
              "top-down decoder, 4 deep-supervised outputs",
+    "photonet": "PhotoNet: EfficientNet-Lite0 encoder + light U-Net decoder (3.6 M parameters), "
+                "the compact model predict ships for whole photos (issue 13)",
 }
 
 #: (arch, encoder) pairs that smp cannot build, with the reason.
