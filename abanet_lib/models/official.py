@@ -61,20 +61,9 @@ from torch import nn
 
 from abanet_lib.models.abanet import OUTPUT_NAMES
 from abanet_lib.models.base import SegmentationModel
-from abanet_lib.models.blocks import (
-    DECODER_CHANNELS,
-    AttentionGate,
-    Bridge,
-    Encoder,
-    RefinementModule,
-    SideHead,
-    build_decoder,
-    check_input,
-    crop_attention,
-    crop_to,
-    pad_to_multiple,
-    upsample_like,
-)
+from abanet_lib.models.blocks import (DECODER_CHANNELS, AttentionGate, Bridge, Encoder, RefinementModule, SideHead,
+                                      build_decoder, check_input, crop_attention, crop_to, pad_to_multiple,
+                                      upsample_like)
 from abanet_lib.models.pretrained import load_resnet34_imagenet
 
 #: Gate name -> (encoder stage of the gated skip, paper stage, decoder stage giving g).
