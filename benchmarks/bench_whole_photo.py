@@ -31,11 +31,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from abanet_lib.app import faces, photo_model, predict
+from abanet_lib.app import faces, predict
+from abanet_lib.paper import photo_model
 from abanet_lib.core import paths, provenance
 from abanet_lib.engine import registry
 from abanet_lib.core.config import get_scale
-from abanet_lib.paper.experiments import abanet_config
+from abanet_lib.paper.definitions import abanet_config
 
 #: The earlier figure (ABANet, reduced scale, 64x64, before issue 13), kept as measured.
 ABANET_RECORD = "whole_photo_abanet.json"

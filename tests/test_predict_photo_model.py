@@ -12,7 +12,8 @@ from PIL import Image
 from safetensors import safe_open
 
 from abanet_lib.engine import evaluate
-from abanet_lib.app import export, photo_crops, photo_model, predict
+from abanet_lib.app import export, photo_crops, predict
+from abanet_lib.paper import photo_model
 from abanet_lib.core import paths
 from abanet_lib.app import faces as facelib
 from abanet_lib.core.config import RunConfig
