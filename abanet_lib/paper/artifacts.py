@@ -40,7 +40,8 @@ from abanet_lib.data import list_samples
 from abanet_lib.engine.assembly import build_split, seeded_subset
 from abanet_lib.engine.evaluate import evaluate, measure_fps
 from abanet_lib.paper import model_catalog
-from abanet_lib.paper.experiments import MASKEDFACENET, experiments
+from abanet_lib.paper.definitions import MASKEDFACENET
+from abanet_lib.paper.experiments import experiments
 
 SPEED_FILE = "speed.json"
 CROSS_DOMAIN_FILE = "cross_domain.json"

@@ -33,7 +33,6 @@ import torch
 
 from abanet_lib.core.config import RunConfig, Scale, get_scale
 from abanet_lib.models import create_model, list_models
-from abanet_lib.paper.definitions import MASKEDFACENET  # noqa: F401  (re-exported for paper.artifacts)
 from abanet_lib.paper.definitions import TABLE_ORDER, RowDefinition, TableDefinition, abanet_config
 from abanet_lib.paper.definitions import table as table_definition
 
