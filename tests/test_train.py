@@ -258,3 +258,17 @@ def test_batches_on_device_is_refused_for_distributed_runs(tmp_results, monkeypa
     with pytest.raises(ValueError, match="batches_on_device is for single-process runs"):
         train(tiny_config(batches_on_device=True), tmp_results / "ddp", model=TinyNet(), criterion=bce,
               data=_array_data(False), progress=False, distributed=True)
+
+
+def test_abanet_training_loss_traces_as_one_graph():
+    """The forward + hybrid loss of a training step has no graph break, so on a GPU it can be
+    captured whole (torch.compile mode="reduce-overhead" / CUDA graphs). It had four: the
+    losses switched autocast off through a wrapper class that dynamo cannot trace."""
+    from abanet_lib.core.config import RunConfig
+    from abanet_lib.engine.assembly import build_criterion
+    from abanet_lib.models import create_model
+
+    torch.manual_seed(0)
+    step = train_mod.TrainingLoss(create_model("abanet").train(), build_criterion(RunConfig()))
+    explain = torch._dynamo.explain(step)(torch.randn(2, 3, 32, 32), (torch.rand(2, 1, 32, 32) > 0.5).float())
+    assert explain.graph_break_count == 0 and explain.graph_count == 1

@@ -80,17 +80,10 @@ def _check_pair(logits: Tensor, target: Tensor, where: str) -> tuple[Tensor, Ten
     return logits.float(), target.to(device=logits.device, dtype=torch.float32)
 
 
-class _Float32:
-    """Context: autocast off for the device of ``t`` (losses always run in float32)."""
-
-    def __init__(self, t: Tensor):
-        self.ctx = torch.autocast(device_type=t.device.type, enabled=False)
-
-    def __enter__(self):
-        return self.ctx.__enter__()
-
-    def __exit__(self, *exc):
-        return self.ctx.__exit__(*exc)
+def _float32(t: Tensor):
+    """Context: autocast off for the device of ``t`` (losses always run in float32). A plain
+    ``torch.autocast`` (not a wrapper class), so torch.compile traces through it: no graph break."""
+    return torch.autocast(device_type=t.device.type, enabled=False)
 
 
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA, device=None) -> Tensor:
@@ -121,7 +114,7 @@ def focal_loss(logits: Tensor, target: Tensor, alpha: float = 0.3, gamma: float 
         Scalar float32 tensor.
     """
     logits, target = _check_pair(logits, target, "focal_loss")
-    with _Float32(logits):
+    with _float32(logits):
         log_p = F.logsigmoid(logits)
         log_not_p = F.logsigmoid(-logits)
         p = torch.sigmoid(logits)
@@ -133,7 +126,7 @@ def focal_loss(logits: Tensor, target: Tensor, alpha: float = 0.3, gamma: float 
 def bce_loss(logits: Tensor, target: Tensor) -> Tensor:
     """Binary cross-entropy from logits, mean over pixels. Shapes (N, 1, H, W)."""
     logits, target = _check_pair(logits, target, "bce_loss")
-    with _Float32(logits):
+    with _float32(logits):
         return F.binary_cross_entropy_with_logits(logits, target)
 
 
@@ -187,7 +180,7 @@ def ssim_loss(logits: Tensor, target: Tensor, padding: str = "valid") -> Tensor:
         padding: ``"valid"`` (pytorch-msssim) or ``"zero"`` (released code).
     """
     logits, target = _check_pair(logits, target, "ssim_loss")
-    with _Float32(logits):
+    with _float32(logits):
         return 1 - ssim_of_probs(torch.sigmoid(logits), target, padding).mean()
 
 
@@ -207,7 +200,7 @@ def iou_loss(logits: Tensor, target: Tensor, eps: float = IOU_EPS) -> Tensor:
         eps: smoothing added to numerator and denominator.
     """
     logits, target = _check_pair(logits, target, "iou_loss")
-    with _Float32(logits):
+    with _float32(logits):
         return (1 - soft_iou(torch.sigmoid(logits), target, eps)).mean()
 
 
@@ -344,7 +337,7 @@ class HybridLoss(nn.Module):
         total = None
         for i, out in enumerate(outs):
             logits, tgt = _check_pair(out, target, f"HybridLoss output {i}")
-            with _Float32(logits):
+            with _float32(logits):
                 values = self._one_output(logits, tgt)
             for name, value in values.items():
                 sums[name] = sums[name] + value if name in sums else value
