@@ -12,7 +12,8 @@
 #   SKIP_INSTALL=1 (use PYTHON, e.g. .venv/bin/python, instead of installing the wheels)
 #   DEVICE= (override the runs' device, e.g. cpu)
 #   BENCH=1 (first run benchmarks/bench_speed.py on the GPU, BENCH_ITERS=30, BENCH_TIMEOUT_S=180 for
-#           the compiled part; its time comes out of BUDGET_S)
+#           the compiled part, BENCH_SIZES="128 256" x BENCH_BATCHES="8 32 64" for the batch grid;
+#           its time comes out of BUDGET_S)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -62,6 +63,15 @@ if [ "${BENCH:-0}" = "1" ]; then
   echo "== speed benchmark, eager (timeout 120s)"
   timeout 120 "$PY" benchmarks/bench_speed.py --device "${BENCH_DEVICE:-cuda}" --no-compile \
     --iters "${BENCH_ITERS:-30}" --out-dir "$OUT" || echo "speed benchmark failed or timed out" >&2
+  # The GPU issue's grid: batch 8 and larger batches at 128 and 256 px (share of bf16 peak in each).
+  for size in ${BENCH_SIZES:-128 256}; do
+    for batch in ${BENCH_BATCHES:-8 32 64}; do
+      echo "== speed benchmark, ${size}px batch ${batch} (timeout 90s)"
+      timeout 90 "$PY" benchmarks/bench_speed.py --device "${BENCH_DEVICE:-cuda}" --no-compile --no-other-format \
+        --image-size "$size" --batch "$batch" --iters "${BENCH_ITERS:-30}" --out-dir "$OUT" \
+        --tag "${size}px_b${batch}" || echo "speed benchmark ${size}px b${batch} failed or timed out" >&2
+    done
+  done
   if [ "${BENCH_COMPILE:-1}" = "1" ]; then
     echo "== speed benchmark, torch.compile (timeout ${BENCH_TIMEOUT_S:-180}s)"
     timeout "${BENCH_TIMEOUT_S:-180}" "$PY" benchmarks/bench_speed.py --device "${BENCH_DEVICE:-cuda}" --compile \
