@@ -21,3 +21,27 @@ def test_bad_measurements_are_refused(bad, match):
 
 def test_no_memory_statistics_on_cpu():
     assert measure_peak_bytes(lambda: None, "cpu") is None
+
+
+def test_probe_step_trains_the_config_once_and_cpu_plans_one_worker():
+    import torch
+
+    from abanet_lib.core.config import RunConfig
+    from abanet_lib.ops.concurrency import plan_workers, probe_step
+
+    cfg = RunConfig(model="unet_plain", model_kwargs=(("base_channels", 4),), image_size=32, batch_size=2,
+                    precision="fp32", device="cpu", channels_last=False)
+    torch.manual_seed(0)
+    step = probe_step(cfg, "cpu")
+    model = step.__closure__[[c.cell_contents.__class__.__name__ for c in step.__closure__].index("UNet")].cell_contents
+    before = [p.detach().clone() for p in model.parameters()]
+    step()  # one real optimizer step: the weights move
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert plan_workers([cfg, cfg.replace(fold=1)], "cpu") == 1
+
+
+def test_batch_runner_refuses_a_bad_worker_count(capsys):
+    from abanet_lib.ops import batch_runner
+
+    assert batch_runner.main(["run", "--scale", "smoke", "--workers", "many", "--max-runs", "1"]) == 2
+    assert "--workers many: expected a positive integer or auto" in capsys.readouterr().err

@@ -40,12 +40,15 @@ import time
 import traceback
 from pathlib import Path
 
+import torch
+
 from abanet_lib.core import paths
 from abanet_lib.core.config import RunConfig, get_scale
 from abanet_lib.core.io import atomic_write, atomic_write_json, try_lock
 from abanet_lib.data import prepare_arrays
 from abanet_lib.engine import registry
 from abanet_lib.engine.assembly import build_split, build_training_data
+from abanet_lib.ops.concurrency import plan_workers
 from abanet_lib.paper import experiments
 from abanet_lib.paper.run_plan import (TIER_ABLATION, TIER_COMPARISON, TIER_MAIN,  # noqa: F401 (tiers: re-exported)
                                        TIER_NAMES, TIER_OTHER_FOLDS, TIER_TRIALS, PlannedRun, duration_key,
@@ -493,7 +496,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scale", default=None, help="smoke | reduced | paper (default: ABANET_SCALE or reduced)")
     run.add_argument("--tables", default=DEFAULT_TABLES, help="comma-separated table names, or 'all'")
     run.add_argument("--budget-s", type=float, default=480.0, help="wall-clock budget in seconds")
-    run.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    run.add_argument("--workers", default="1",
+                     help="parallel worker processes, or 'auto': as many as the GPU's memory holds for the "
+                          "plan's largest run (measured), 1 on CPU")
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder")
     run.add_argument("--work-dir", type=Path, default=None, help="lock/status folder")
     run.add_argument("--max-runs", type=int, default=None, help="only the first N runs of the plan")
@@ -532,7 +537,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{item.tier} {item.run_id} {','.join(item.tables)} fold={item.config.fold} "
                   f"seed={item.config.seed}")
         return 0
-    summary = run_session(tables, scale_name, args.budget_s, args.workers, args.out,
+    if args.workers == "auto":
+        plan = [p.config for p in priority_plan(tables, get_scale(scale_name), rows=args.rows)
+                if not models or p.config.model in models][: args.max_runs]
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        workers = plan_workers([c.replace(device=device) for c in plan], device, max_workers=os.cpu_count() or 1)
+        print(f"--workers auto: {workers} worker(s) on {device}", flush=True)
+    elif args.workers.isdigit() and int(args.workers) >= 1:
+        workers = int(args.workers)
+    else:
+        print(f"error: --workers {args.workers}: expected a positive integer or auto", file=sys.stderr)
+        return 2
+    summary = run_session(tables, scale_name, args.budget_s, workers, args.out,
                           work_dir=args.work_dir, max_runs=args.max_runs, device=args.device, models=models, rows=args.rows,
                           threads=args.threads, runner=args.runner, prepare=not args.no_prepare)
     return 0 if not summary["errors"] else 1

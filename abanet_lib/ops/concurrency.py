@@ -17,6 +17,10 @@ from typing import Callable, Iterable
 
 import torch
 
+from abanet_lib.core.config import RunConfig
+from abanet_lib.core.devices import resolve_precision, to_memory_format
+from abanet_lib.engine.assembly import build_criterion, build_model, build_optimizer
+
 #: Fraction of device memory left free (CUDA context, allocator fragmentation, cuDNN workspaces).
 DEFAULT_RESERVE = 0.15
 #: Memory a CUDA context takes in each process before any tensor (measured on H100/H200 class
@@ -66,3 +70,38 @@ def measure_peak_bytes(step: Callable[[], object], device: str | torch.device) -
     step()
     torch.cuda.synchronize(device)
     return float(torch.cuda.max_memory_allocated(device))
+
+
+def probe_step(cfg: RunConfig, device: str | torch.device) -> Callable[[], None]:
+    """One training step of ``cfg``'s model on random data of its batch and size (for
+    :func:`measure_peak_bytes`): forward, loss, backward, optimizer step, in its precision."""
+    device = torch.device(device)
+    model = to_memory_format(build_model(cfg).to(device), cfg.channels_last)
+    criterion = build_criterion(cfg)
+    optimizer = build_optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+    precision = resolve_precision(cfg.precision, device)
+    images = torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size, device=device)
+    masks = (torch.rand(cfg.batch_size, 1, cfg.image_size, cfg.image_size, device=device) > 0.5).float()
+
+    def step() -> None:
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        with precision.autocast():
+            loss = model.training_loss(to_memory_format(images, cfg.channels_last), masks, criterion)
+        loss.float().backward()
+        optimizer.step()
+
+    return step
+
+
+def plan_workers(configs: Iterable[RunConfig], device: str | torch.device, max_workers: int = 32) -> int:
+    """Workers for ``configs`` on one CUDA device: the peak memory of each distinct (model, size,
+    batch) is measured once and the device is filled by :func:`workers_per_device`. On a device
+    without memory statistics (CPU) the answer is 1: the cores, not the memory, are the limit."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return 1
+    distinct = {(c.model, c.model_kwargs, c.image_size, c.batch_size, c.precision): c for c in configs}
+    peaks = [measure_peak_bytes(probe_step(cfg, device), device) for cfg in distinct.values()]
+    torch.cuda.empty_cache()
+    return workers_per_device(peaks, torch.cuda.get_device_properties(device).total_memory, max_workers=max_workers)
