@@ -91,6 +91,7 @@ def probe_step(cfg: RunConfig, device: str | torch.device) -> Callable[[], None]
         loss.float().backward()
         optimizer.step()
 
+    step.model = model  # the probed network, for inspection
     return step
 
 
