@@ -132,7 +132,7 @@ def mfsd_rows() -> list[str]:
         if registry.is_complete(cfg):
             abanet[fold] = (cfg.run_id, registry.load_run(cfg.run_id).test.get("iou"))
     shared = sorted(set(folds) & set(abanet))
-    lines += ["| fold | PhotoNet (this fold's run) | ABANet reduced (64x64) |", "|---|---|---|"]
+    lines += ["| fold | PhotoNet (160x160, this fold's run) | ABANet reduced (64x64) |", "|---|---|---|"]
     for fold in sorted(set(folds) | set(abanet)):
         ours = "" if fold not in folds else f"{folds[fold]:.4f} (`{photo_model.photo_config(shipped.config.pretrained, fold).run_id}`)"
         theirs = "" if fold not in abanet else f"{abanet[fold][1]:.4f} (`{abanet[fold][0]}`)"

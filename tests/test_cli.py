@@ -26,6 +26,7 @@ def test_help_lists_commands_and_every_train_option(capsys):
     for f in dataclasses.fields(RunConfig):
         if f.name not in ("model_kwargs", "train_crops"):  # train_crops: the photo-model trainer's only
             assert f"--{f.name.replace('_', '-')}" in train_help
+    assert "--train-crops" not in train_help
     assert "--model-kwargs" in train_help and "--force" in train_help
     assert "learning rate" in train_help and "adamax" in train_help
     repro = " ".join(_help(capsys, "reproduce").split())

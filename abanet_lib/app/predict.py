@@ -43,6 +43,7 @@ detectors often fail because the face fills the frame) or ``skip`` (write an emp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import os
@@ -75,7 +76,7 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MARGIN = facelib.DEFAULT_MARGIN
 #: The run whose ``shipped/`` folder is predict's default model (abanet_lib.paper.photo_model picked it
 #: on validation; tests/test_predict_photo_model.py checks it is that module's choice).
-SHIPPED_RUN = "photonet-c4491f2696fd"
+SHIPPED_RUN = "photonet-0c39abbe685b"
 #: The ``--run`` value naming the shipped model explicitly.
 SHIPPED = "shipped"
 NO_FACE_CHOICES = ("whole", "skip")
@@ -169,7 +170,8 @@ class Segmenter:
 
     @torch.no_grad()
     def predict_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
-        """Probability maps of the mask, each at its crop's own size.
+        """Probability maps of the mask, each at its crop's own size (on CPU the forward runs on
+        one thread: :func:`abanet_lib.app.faces.torch_threads` says why).
 
         Args:
             crops: list of (h_i, w_i, 3) uint8 RGB crops.
@@ -183,7 +185,8 @@ class Segmenter:
             return []
         x = self.preprocess(crops).to(self.device)
         self.model.eval()
-        probs = torch.sigmoid(main_output(self.model(x)).float())[:, 0].cpu().numpy()
+        with facelib.torch_threads(1) if self.device.type == "cpu" else contextlib.nullcontext():
+            probs = torch.sigmoid(main_output(self.model(x)).float())[:, 0].cpu().numpy()
         return [cv2.resize(p, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_LINEAR)
                 for p, c in zip(probs, crops)]
 
