@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 from safetensors import safe_open
 
-from abanet_lib.engine import evaluate
 from abanet_lib.app import export, photo_crops, predict
 from abanet_lib.paper import photo_model
 from abanet_lib.core import paths
@@ -64,7 +63,7 @@ def test_evaluate_predict_and_training_share_one_preprocessing_with_unchanged_nu
     x = torch.from_numpy(np.array(resized, copy=True)).permute(2, 0, 1).float().div_(255.0)
     old = (x - torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
     assert torch.equal(one, old)
-    assert torch.equal(evaluate.preprocess(crop, 64), one)
+    assert torch.equal(transforms.preprocess(crop, 64), one)
     assert torch.equal(predict.Segmenter(torch.nn.Identity(), 64).preprocess([crop])[0], one)
     assert export.IMAGENET_MEAN is transforms.IMAGENET_MEAN and export.IMAGENET_STD is transforms.IMAGENET_STD
     with pytest.raises(ValueError, match="expected an RGB uint8 image"):

@@ -68,6 +68,7 @@ from abanet_lib.core.provenance import utc_now
 from abanet_lib.data import transforms
 from abanet_lib.engine import registry
 from abanet_lib.engine.checkpoints import checkpoint_dir
+from abanet_lib.engine.evaluate import to_native_size
 from abanet_lib.data.samples import BOMB_PIXELS, DataError, decode_image
 from abanet_lib.models.base import main_output
 
@@ -179,16 +180,14 @@ class Segmenter:
         Returns:
             list of (h_i, w_i) float32 probabilities in [0, 1].
         """
-        import cv2
-
         if not crops:
             return []
         x = self.preprocess(crops).to(self.device)
         self.model.eval()
         with facelib.torch_threads(1) if self.device.type == "cpu" else contextlib.nullcontext():
-            probs = torch.sigmoid(main_output(self.model(x)).float())[:, 0].cpu().numpy()
-        return [cv2.resize(p, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_LINEAR)
-                for p, c in zip(probs, crops)]
+            probs = torch.sigmoid(main_output(self.model(x)).float()).cpu()
+        # back to each crop's size the way evaluation brings maps to a mask's native size
+        return [to_native_size(probs[i:i + 1], c.shape[0], c.shape[1])[0].numpy() for i, c in enumerate(crops)]
 
 
 def weights_warning(label: str, trained: bool, scale: str | None) -> str | None:

@@ -3,7 +3,7 @@
 The one preprocessing of the project is :func:`preprocess` (one image) / :func:`preprocess_batch`:
 :func:`resize_image` (Pillow bilinear, antialiased when shrinking) then :func:`image_to_tensor`
 (``/255`` and ImageNet normalisation). Training data (:func:`resize_pair` when the arrays are
-prepared, :func:`normalize` after augmentation), evaluation (``evaluate.preprocess``),
+prepared, :func:`normalize` after augmentation), evaluation (:func:`abanet_lib.engine.evaluate.evaluate`),
 ``predict`` (``Segmenter.preprocess``) and export (``export.IMAGENET_MEAN``) all use these
 functions and constants. Masks are resized nearest neighbour, so a resized mask stays binary. Augmentations run on prepared (S, S) tensors in the data set:
 horizontal flip, random scale-up and crop back to S, colour jitter (brightness, contrast,

@@ -23,12 +23,6 @@ from abanet_lib.engine.metrics import MetricAccumulator
 from abanet_lib.models.base import main_output
 
 
-def preprocess(image: np.ndarray, image_size: int) -> torch.Tensor:
-    """RGB uint8 (H, W, 3) -> normalised float32 (3, S, S), as the training data: the project's
-    one preprocessing, :func:`abanet_lib.data.transforms.preprocess`."""
-    return transforms.preprocess(image, image_size)
-
-
 @torch.no_grad()
 def predict_proba(model: nn.Module, images: torch.Tensor, device: torch.device, precision,
                   channels_last: bool = True) -> torch.Tensor:
@@ -103,7 +97,7 @@ def evaluate(
     names, sources = [], []
     for start in tqdm(range(0, len(refs), batch_size), disable=not progress, desc="evaluate"):
         samples = [ref.load() for ref in refs[start:start + batch_size]]
-        batch = torch.stack([preprocess(s.image, image_size) for s in samples])
+        batch = transforms.preprocess_batch([s.image for s in samples], image_size)
         probs = predict_proba(model, batch, dev, prec, channels_last)
         # Consecutive samples of one native size are resized and scored together (faster
         # metrics); order is kept, so per-image rows follow ``refs``.
