@@ -24,6 +24,12 @@ def _same(a, b):
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
+def kill_after_first(info):
+    """A training callback that simulates a kill right after epoch 1's checkpoint."""
+    if info.epoch == 1:
+        raise KeyboardInterrupt
+
+
 def test_same_seed_same_metrics_and_weights(tmp_results):
     cfg = tiny_config(epochs=2)
     runs = []
@@ -69,10 +75,6 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_results, monkeypatch):
     full = train(cfg, tmp_results / "full", model=TinyNet(), criterion=bce, data=blob_data(),
                  progress=False, resume=False)
     full_last = torch.load(checkpoint_dir(cfg) / "last.pt", weights_only=False)
-
-    def kill_after_first(info):
-        if info.epoch == 1:
-            raise KeyboardInterrupt
 
     torch.manual_seed(123)
     with pytest.raises(KeyboardInterrupt):
@@ -232,10 +234,6 @@ def test_batches_on_device_augmented_training_learns_and_resumes_identically(tmp
     assert full.history["train_loss"].iloc[-1] < full.history["train_loss"].iloc[0]
     assert np.isfinite(full.history["train_loss"]).all()
     full_last = torch.load(checkpoint_dir(cfg) / "last.pt", weights_only=False)
-
-    def kill_after_first(info):
-        if info.epoch == 1:
-            raise KeyboardInterrupt
 
     # epoch e's batches follow (seed, e): a run killed after epoch 1 and resumed is the same run
     torch.manual_seed(0)

@@ -512,6 +512,12 @@ def training_lock(folder: Path, run_id: str):
         "or delete the lock if that process is gone"), error=RunBusyError)
 
 
+def write_data_record(folder: Path, fingerprint: dict) -> None:
+    """Write ``data.json``: the fingerprint of every file a run read (what :func:`data_changes`
+    checks the data against later)."""
+    atomic_write_text(Path(folder) / DATA_FILE, json.dumps(fingerprint, indent=0, sort_keys=True) + "\n")
+
+
 def data_changes(run: Run) -> list[str]:
     """How the data of ``run``'s split differs now from what it was trained and tested on
     (its record's ``data.json``), in words; empty when it matches or the record predates

@@ -31,13 +31,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
+import pandas as pd
 
 from abanet_lib.app import export, faces, photo_crops
-from abanet_lib.core import paths
 from abanet_lib.engine import registry
 from abanet_lib.paper import runs
 from abanet_lib.core.config import RunConfig
+from abanet_lib.core.io import atomic_write_text
 from abanet_lib.data import SegmentationDataset, data_fingerprint
 from abanet_lib.engine.assembly import TrainingData, build_split
 
@@ -107,32 +107,33 @@ def train_photo_model(cfg: RunConfig, force: bool = False, progress: bool = True
     fingerprint = data_fingerprint([r for part in refs.values() for r in part])
     extra = {"data_sha256": fingerprint["sha256"], "photo_training": info}
     run = runs.run_or_load(cfg, force=force, progress=progress, data=data, test_refs=refs["test"],
-                                extra_metrics=extra)
-    complete_record(run)
+                           extra_metrics=extra)
+    complete_record(run, fingerprint)
     return run
 
 
 SPLIT_FILE = "split.json"
 
 
-def complete_record(run: registry.Run) -> list[str]:
+def complete_record(run: registry.Run, fingerprint: dict | None = None) -> list[str]:
     """Add what a photo-model record lacks: ``split.json`` (the sample names of every part, from the
     config) and ``data.json`` (the fingerprint of every file read, as other records have); never
-    overwrites. Returns the files written."""
+    overwrites. ``fingerprint``: the one just computed for training (else hashed again here).
+    Returns the files written."""
     refs = split_refs(run.config)
     written = []
     split_path = run.path / SPLIT_FILE
     if not split_path.exists():
-        split_path.write_text(json.dumps({k: [f"{r.source}/{r.name}" for r in v] for k, v in refs.items()},
-                                         indent=1) + "\n")
+        atomic_write_text(split_path, json.dumps({k: [f"{r.source}/{r.name}" for r in v] for k, v in refs.items()},
+                                                 indent=1) + "\n")
         written.append(SPLIT_FILE)
     data_path = run.path / registry.DATA_FILE
     if not data_path.exists():
-        fingerprint = data_fingerprint([r for part in refs.values() for r in part])
+        fingerprint = fingerprint or data_fingerprint([r for part in refs.values() for r in part])
         if fingerprint["sha256"] != run.metrics.get("data_sha256"):
             raise ValueError(f"run {run.run_id}: the data differs from the data it was trained on "
                              f"({fingerprint['sha256'][:12]} vs {str(run.metrics.get('data_sha256'))[:12]})")
-        data_path.write_text(json.dumps(fingerprint, indent=0, sort_keys=True) + "\n")
+        registry.write_data_record(run.path, fingerprint)
         written.append(registry.DATA_FILE)
     return written
 
@@ -156,8 +157,6 @@ def unfinished_history(cfg: RunConfig) -> dict | None:
     path = registry.staging_dir(cfg) / "history.csv"
     if not path.is_file():
         return None
-    import pandas as pd  # only for this fallback
-
     history = pd.read_csv(path)
     return {"pretrained": cfg.pretrained, "epochs_planned": cfg.epochs, "epochs_done": int(len(history)),
             "val_iou_by_epoch": [round(float(v), 4) for v in history["val_iou"]],
@@ -212,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     runs, unfinished = [], {}
     for cfg in candidates(args.fold):
-        if not registry.is_complete(cfg) and args.allow_unfinished and unfinished_history(cfg) is not None:
-            unfinished[cfg.run_id] = unfinished_history(cfg)
+        interrupted = unfinished_history(cfg) if args.allow_unfinished and not registry.is_complete(cfg) else None
+        if interrupted is not None:
+            unfinished[cfg.run_id] = interrupted
             continue
         if not registry.is_complete(cfg):
             print(f"error: run {cfg.run_id} (pretrained={cfg.pretrained}) is not trained; "

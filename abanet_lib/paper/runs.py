@@ -27,7 +27,7 @@ from torch import nn
 
 from abanet_lib.core import paths, provenance
 from abanet_lib.core.config import RunConfig, get_scale
-from abanet_lib.core.io import atomic_csv, atomic_write_text
+from abanet_lib.core.io import atomic_csv
 from abanet_lib.data.fingerprint import data_fingerprint
 from abanet_lib.engine import registry
 from abanet_lib.engine.assembly import TrainingData, build_model, build_split, build_training_data, seed_everything
@@ -118,7 +118,7 @@ def _train_and_evaluate(cfg, folder, progress, model, criterion, data, test_refs
     data_sha256 = None
     if split is not None:  # built from cfg (not injected): record the bytes it read
         fingerprint = data_fingerprint([*split.train, *split.val, *split.test])
-        atomic_write_text(folder / registry.DATA_FILE, json.dumps(fingerprint, indent=0, sort_keys=True) + "\n")
+        registry.write_data_record(folder, fingerprint)
         data_sha256 = fingerprint["sha256"]
 
     n_train = len(data.train) if data is not None else 0
