@@ -7,7 +7,7 @@ SCALE   ?= reduced
 # Data: local copies live in ./data; the offline mirror is ../shared/data when present.
 export ABANET_DATA_MIRROR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 
-.PHONY: env reproduce test test-browser test-fast kernel clean-outputs results-readme
+.PHONY: env reproduce runs test test-browser test-fast kernel clean-outputs results-readme
 
 env: $(VENV)/.installed
 
@@ -19,11 +19,20 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (abanet)"
 	touch $@
 
-# Renders every table/figure from results/runs (training only runs that are missing), then the
-# results README, claims ledger and cost report from those tables: all deterministic.
+# Renders every table/figure from the records in results/runs (trains nothing: a run not yet
+# recorded reads "not run" or lowers its row's n), then the results README, claims ledger and
+# cost report from those tables: all deterministic, a fresh clone reproduces results/ byte for byte.
 reproduce: env
-	$(PY) -m abanet_lib reproduce --scale $(SCALE)
+	$(PY) -m abanet_lib reproduce --scale $(SCALE) --no-train
 	$(PY) -m abanet_lib results-readme
+
+# Trains the scale's missing runs in priority order (claims first), one single-threaded worker
+# per core, each run written to results/runs/ as it finishes; stop it any time, run it again to
+# resume. BUDGET = wall-clock seconds for this sitting. Then `make reproduce` renders them.
+BUDGET ?= 36000
+runs: env
+	$(PY) -m abanet_lib.ops.batch_runner run --scale $(SCALE) --workers auto --budget-s $(BUDGET) \
+	  --out $(abspath .cache/batch-$(SCALE))
 
 # Tests write their runs, tables and figures under $(TEST_OUT), never into results/.
 TEST_OUT ?= .cache/test-run

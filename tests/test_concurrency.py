@@ -23,10 +23,11 @@ def test_no_memory_statistics_on_cpu():
     assert measure_peak_bytes(lambda: None, "cpu") is None
 
 
-def test_probe_step_trains_the_config_once_and_cpu_plans_one_worker():
+def test_probe_step_trains_the_config_once_and_cpu_plans_one_worker_per_core(monkeypatch):
     import torch
 
     from abanet_lib.core.config import RunConfig
+    from abanet_lib.ops import concurrency
     from abanet_lib.ops.concurrency import plan_workers, probe_step
 
     cfg = RunConfig(model="unet_plain", model_kwargs=(("base_channels", 4),), image_size=32, batch_size=2,
@@ -37,7 +38,12 @@ def test_probe_step_trains_the_config_once_and_cpu_plans_one_worker():
     before = [p.detach().clone() for p in model.parameters()]
     step()  # one real optimizer step: the weights move
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    assert plan_workers([cfg, cfg.replace(fold=1)], "cpu") == 1
+    # CPU: one single-threaded worker per core (was 1 worker whatever the cores), capped
+    monkeypatch.setattr(concurrency, "cpu_cores", lambda: 2)
+    assert plan_workers([cfg, cfg.replace(fold=1)], "cpu") == 2
+    assert plan_workers([cfg], "cpu", max_workers=1) == 1
+    monkeypatch.setattr(concurrency, "cpu_cores", lambda: 16)
+    assert plan_workers([cfg], "cpu", max_workers=4) == 4
 
 
 def test_batch_runner_refuses_a_bad_worker_count(capsys):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -92,7 +93,8 @@ def test_cost_report_is_written(tmp_path):
 def test_headline_gives_the_budget_verdict():
     totals = {"runs": 3, "done": 1, "total_cpu_hours": 10.5, "typical_cpu_hours": 9.5, "measured_cpu_hours": 1.0,
               "remaining_cpu_hours": 8.0, "flop_estimated_runs": 0}
-    assert "1.50 h over the 8 CPU-hour budget" in cost.headline(totals)  # the verdict uses the typical total
+    assert "1.50 h over the 8 CPU-hour budget" in cost.headline(totals, budget_hours=8)  # the typical total decides
+    assert "within the 20 CPU-hour budget" in cost.headline(totals)  # 8 h before issue 15 + its 12 h
     assert "within the 10 CPU-hour budget" in cost.headline(totals, budget_hours=10)
     assert "(10.5 h as measured" in cost.headline(totals)
 
@@ -100,7 +102,8 @@ def test_headline_gives_the_budget_verdict():
 def test_budget_counts_flops(all_buildable):
     reduced = get_scale("reduced")
     small = cost.budget("table5", "reduced", gflops=10.0)
-    assert list(small["image_size"]) == [reduced.image_size] * 4
+    # 4 rows on the 5 claim folds
+    assert list(small["image_size"]) == [reduced.image_size] * 4 * len(reduced.claim_folds)
     row = small.iloc[0]
     # 176 mfsd-sample images outside the test fold; 15% of them validate
     assert row["n_train"] == int(176 * 0.85)
@@ -112,3 +115,20 @@ def test_budget_counts_flops(all_buildable):
     smoke = cost.budget("table4", "smoke", flop_table={"unet_din": 2.0})
     assert smoke.query("model == 'grabcut'")["seconds"].eq(0).all()
     assert (smoke["n_train"] == 16).all()
+
+
+def test_a_single_threaded_run_counts_its_share_of_the_cores(tmp_path):
+    """`make runs` trains one single-threaded run per core: such a run holds half of a 2-core
+    machine, so its machine time is half its wall time (the old rule counted it whole)."""
+
+    def record(name: str, threads: int, cores: int) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        prov = {"device": {"device": "cpu", "torch_threads": threads, "cpu_count": cores}}
+        (folder / "metrics.json").write_text(json.dumps({"eval_seconds": 10.0, "provenance": prov}))
+        (folder / "history.csv").write_text("epoch,seconds\n1,100\n2,90\n")
+        return folder
+
+    assert cost.measured_cpu_seconds(record("alone", 2, 2)) == 200.0
+    assert cost.measured_cpu_seconds(record("one-of-two", 1, 2)) == 100.0
+    assert cost.measured_cpu_seconds(record("many-threads", 8, 2)) == 200.0  # never above the whole machine

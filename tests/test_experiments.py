@@ -34,9 +34,14 @@ def test_table2_has_every_paper_row_with_the_papers_encoders():
     scale = get_scale("reduced")
     smp_rows = {label for label in t2 if t2[label].configs[0].model.startswith("smp:")}
     assert len(smp_rows) == 16 and scale.comparison_folds == (0,) and scale.folds == (0, 1, 2)
-    secondary = smp_rows | {"BASNet"}
-    for label, row in t2.items():  # ABANet and the cheap re-implementations on every fold; seed 0
-        wanted = scale.comparison_folds if label in secondary else scale.folds
+    assert scale.claim_folds == (0, 1, 2, 3, 4)
+    # rows the ledger compares (ABANet, BASNet, DAD, the U-Net family) on the 5 claim folds,
+    # EU-Net and EINet on the main folds, the other smp rows on the comparison fold; seed 0
+    claimed = {"ABANet (ours)", "BASNet", "DAD / ResNet50"} | {
+        label for label in smp_rows if label.split(" / ")[0] in ("Unet", "Unet++", "Linknet")}
+    for label, row in t2.items():
+        wanted = (scale.claim_folds if label in claimed else
+                  scale.comparison_folds if label in smp_rows else scale.folds)
         assert [c.fold for c in row.configs] == list(wanted), label
         assert {c.seed for c in row.configs} == {0}
         assert all(c.image_size == scale.image_size and c.epochs == scale.epochs and not c.pretrained
@@ -95,11 +100,13 @@ def test_ablation_rows_change_exactly_one_thing():
     assert [r.configs[0].loss for r in rows("table9").values()] == [
         ("focal",), ("iou",), ("focal", "iou"), ("focal", "ssim", "iou")]
     assert [r.configs[0].focal_alpha for r in rows("fig7").values()] == [0.1, 0.3, 0.5, 0.75, 0.9]
-    rv = [(c.model, c.loss_variant) for r in rows("released_vs_paper").values() for c in r.configs]
+    rv = [(r.configs[0].model, r.configs[0].loss_variant) for r in rows("released_vs_paper").values()]
     assert rv == [("abanet", "paper"), ("abanet", "official"), ("abanet_official", "paper"),
                   ("abanet_official", "official")]
-    for table in ("table5", "table6", "table8", "table9"):  # ablations: scale.ablation_folds only
-        assert all(len(r.configs) == 1 and r.configs[0].fold == 0 for r in rows(table).values())
+    for table in ("table5", "table6", "table7", "table8", "table9", "released_vs_paper"):  # claim rows: 5 folds
+        assert all([c.fold for c in r.configs] == [0, 1, 2, 3, 4] for r in rows(table).values()), table
+    fig7 = rows("fig7")  # the paper's alphas on the claim folds; our extra alpha=0.1 on one fold
+    assert [len(r.configs) for r in fig7.values()] == [1, 5, 5, 5, 5]
 
 
 def test_synthetic_rows_train_and_test_where_stated():
@@ -128,16 +135,19 @@ def test_all_experiments_dedup_and_counts(all_buildable):
     cfgs = E.all_experiments("reduced")
     ids = [c.run_id for c in cfgs]
     assert len(ids) == len(set(ids))
-    # table2: 12 smp rows (4 EfficientNet-b7 rows skipped) + BASNet on 1 comparison fold + 4 rows
-    # x 3 folds; table4: 4 new rows x 5 trials + 4 new ABANet trials; table5 3, table6 2, table7 2,
-    # table8 3, table9 3, fig7 4, released 3, synthetic 2 (its ABANet row is Table 2's fold 0).
-    assert len(cfgs) == 12 + 1 + 12 + 24 + 3 + 2 + 2 + 3 + 3 + 4 + 3 + 2 == 71
-    # every row of Tables 2-3 and notebook 13 on three folds, skipped rows included: 113 runs
+    # table2: 7 U-Net-family rows (2 of their EfficientNet-b7 rows skipped) + BASNet + DAD + ABANet
+    # on the 5 claim folds, EU-Net and EINet on 3 folds, 5 other smp rows on 1; table4: 4 new rows
+    # x 5 trials + 4 new ABANet trials; tables 5-9 and released: their non-ABANet rows x 5 folds
+    # (table5 3, table6 2, table7 2, table8 3, table9 3, released 3); fig7 3 x 5 + alpha 0.1 on 1;
+    # synthetic 2 (its ABANet row is Table 2's fold 0); pretraining 2 x 5.
+    table2 = 7 * 5 + 3 * 5 + 2 * 3 + 5
+    assert len(cfgs) == table2 + 24 + 5 * (3 + 2 + 2 + 3 + 3 + 3) + 3 * 5 + 1 + 2 + 2 * 5 == 193
+    # skipped rows run, comparison rows and notebook 13 on three folds: +26 runs
     three = dataclasses.replace(get_scale("reduced"), comparison_folds=(0, 1, 2), run_skipped_rows=True)
-    assert len(E.all_experiments(three)) == 63 + 24 + 3 + 2 + 2 + 3 + 3 + 4 + 3 + 6
-    # the notebooks' folds parameter puts the ablations on those folds too
+    assert len(E.all_experiments(three)) == 193 + 2 * 5 + 2 * 3 + 5 * 2 + 2 * 2 == 223
+    # the notebooks' folds parameter puts every row, claim rows included, on those folds
     everything = E.notebook_scale("reduced", folds=[0, 1, 2], run_skipped_rows=True)
-    assert len(E.all_experiments(everything)) == 113 + 2 * (3 + 2 + 2 + 3 + 3 + 4 + 3)
+    assert len(E.all_experiments(everything)) == 21 * 3 + 24 + 3 * (3 + 2 + 2 + 3 + 3 + 4 + 3 + 2 + 2) == 159
     assert cfgs[0].model == "smp:Unet:efficientnet-b7"
     assert sum(c == E.canonical_abanet(get_scale("reduced")) for c in cfgs) == 1
 
@@ -151,8 +161,9 @@ def test_smoke_runs_a_documented_subset(all_buildable):
     assert len(E.experiments("table5", smoke, rows="all")) == 4
     cfgs = E.all_experiments(smoke)
     assert all(c.image_size == 64 and c.epochs == 1 for c in cfgs)
-    # table2: 2; table4: 2 trials x (Din, GrabCut); 12: official; 13: MaskedFace-Net
-    assert len(cfgs) == 2 + 4 + 1 + 1
+    # table2: 2; table4: 2 trials x (Din, GrabCut); 12: official; 13: MaskedFace-Net;
+    # pretraining: the small U-Net from scratch and from ImageNet
+    assert len(cfgs) == 2 + 4 + 1 + 1 + 2
     heavy = [c for c in cfgs if c.model in ("abanet", "abanet_official")]
     assert len(heavy) == 3
     with pytest.raises(ValueError, match="unknown row"):
@@ -164,7 +175,7 @@ def test_skipped_rows_are_listed_with_a_reason_but_not_run(all_buildable):
     skipped = {label: row.skipped for label, row in t2.items() if row.skipped}
     assert sorted(skipped) == ["DeepLabV3+ / Efficient-b7", "Linknet / Efficient-b7",
                                "MAnet / Efficient-b7", "Unet++ / Efficient-b7"]
-    assert all("8 CPU-hours" in reason for reason in skipped.values())
+    assert all("10 CPU-minutes a run" in reason for reason in skipped.values())
     assert t2["Unet / Efficient-b7"].skipped is None  # one row represents the encoder
     listed = {c.model for c in E.experiments("table2", "reduced")}
     assert "smp:Unet:efficientnet-b7" in listed and "smp:MAnet:efficientnet-b7" not in listed
@@ -198,7 +209,7 @@ def test_abanet_config_drops_defaults_and_device_is_not_hashed(all_buildable):
 def test_notebook_scale_overrides_folds(monkeypatch, tmp_path):
     monkeypatch.delenv("ABANET_DATA", raising=False)
     s = E.notebook_scale("reduced", folds=[1, 2], data_root=str(tmp_path))
-    assert s.folds == s.ablation_folds == s.comparison_folds == (1, 2) and s.image_size == get_scale("reduced").image_size
+    assert s.folds == s.ablation_folds == s.comparison_folds == s.claim_folds == (1, 2) and s.image_size == get_scale("reduced").image_size
     import os
 
     assert os.environ["ABANET_DATA"] == str(tmp_path)
@@ -234,3 +245,44 @@ def test_synthetic_runs_train_on_matched_image_counts(data_mirror):
     assert train[:matched] == real[0]  # the real crops of fold 0, then as many synthetic ones
     assert len(train) == 2 * matched and {r.source for r in train[matched:]} == {"maskedfacenet-seg500"}
     assert len({r.image_path for r in train[matched:]}) == matched
+
+
+def test_every_row_a_claim_compares_runs_on_the_claim_folds():
+    """Issue 15: each claim rests on >= 5 paired folds; the rows no claim uses spend fewer."""
+    from abanet_lib.paper.claims import CLAIMS, MIN_PAIRS
+
+    scale = get_scale("reduced")
+    assert len(scale.claim_folds) >= MIN_PAIRS
+    claimed = {(c.table, label) for c in CLAIMS for pair in c.comparisons for label in pair}
+    for table, label in claimed:
+        per = D.table(table).row(label).per
+        assert per in ("claim", "trials"), (table, label, per)
+        row = {r.label: r for r in E.table_rows(table, scale, rows="all", check_models=False)}[label]
+        assert len(row.configs) >= MIN_PAIRS, (table, label)
+    # and no other row runs on the claim folds (folds go to the claims before breadth);
+    # Table 3 shows Table 2's runs
+    for name in E.TABLES:
+        for row in D.table(name).rows:
+            if row.per == "claim" and name != "table3":
+                assert (name, row.label) in claimed, (name, row.label)
+
+
+def test_claim_folds_come_before_other_folds_in_the_run_plan():
+    from abanet_lib.paper import run_plan
+
+    scale = get_scale("reduced")
+    plan = run_plan.priority_plan(list(E.TABLES), scale)
+    tiers = [p.tier for p in plan]
+    assert tiers == sorted(tiers)
+    claim = [p for p in plan if p.tier == run_plan.TIER_CLAIM_FOLDS]
+    canonical = {E.canonical_abanet(scale, fold=f).run_id for f in scale.claim_folds}
+    # the canonical ABANet's other folds open the claim tier; then the cheapest claim (the small
+    # pretraining U-Net), then Table 5's rows, fold by fold
+    assert {p.run_id for p in claim[:4]} == canonical - {E.canonical_abanet(scale, fold=0).run_id}
+    assert all(p.tables == ("pretraining",) for p in claim[4:12])
+    table5 = claim[12:24]
+    assert all("table5" in p.tables for p in table5)
+    assert [p.config.fold for p in table5] == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+    # EU-Net's third fold (no claim compares EU-Net) waits behind every claim run
+    eunet = [i for i, p in enumerate(plan) if p.config.model == "eunet" and p.config.fold == 2]
+    assert eunet and eunet[0] > max(plan.index(p) for p in claim)

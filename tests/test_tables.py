@@ -90,6 +90,9 @@ def test_build_table_mean_std_paper_and_status(tmp_path, three_folds):
     base = frame.loc["baseline"]
     assert base["iou"] == pytest.approx(82.0) and base["iou_std"] == pytest.approx(2.0)
     assert base["n"] == 3 and base["status"] == "ok"
+    # 95 % t interval of the row's mean: 82 +- t(0.975, 2) x 2 / sqrt(3) = 82 +- 4.968
+    assert base["iou_ci_low"] == pytest.approx(82.0 - 4.9683, abs=1e-3)
+    assert base["iou_ci_high"] == pytest.approx(82.0 + 4.9683, abs=1e-3)
     assert base["f1"] == pytest.approx(87.0)
     assert base["paper_iou"] == 91.047 and base["diff_iou"] == pytest.approx(82.0 - 91.047)
     assert not base["within_spread"]
@@ -105,6 +108,7 @@ def test_build_table_mean_std_paper_and_status(tmp_path, three_folds):
     md = (tmp_path / "table5_reduced.md").read_text()
     assert md.startswith("# Table 5")
     assert "82.00 ± 2.00" in md and "| 91.047 |" in md and "not run" in md
+    assert "iou 95 % CI (ours)" in md and "[77.03, 86.97]" in md
     size, epochs = three_folds.image_size, three_folds.epochs
     for words in ("reduced: mfsd-sample", "7 runs in this table", f"{size}x{size}", f"Epochs: {epochs}",
                   "Test CPU (2 threads)", "abc1234567", "paper Table 5", "no (from scratch)"):
@@ -139,7 +143,9 @@ def test_rows_skipped_at_a_scale_show_why_and_ignore_earlier_runs(tmp_path, monk
     status = frame.loc["MAnet / Efficient-b7", "status"]
     assert status.startswith("not run at this scale: EfficientNet-b7") and frame.loc["MAnet / Efficient-b7", "n"] == 0
     assert math.isnan(frame.loc["MAnet / Efficient-b7", "iou"])  # the earlier run is not in the scale's list
-    assert frame.loc["Unet / Efficient-b7", "status"] == "ok" and frame.loc["Unet / Efficient-b7", "iou"] == 60.0
+    # a U-Net-family row runs on the 5 claim folds: one run of five is partial
+    assert frame.loc["Unet / Efficient-b7", "status"] == "partial (1/5 runs)"
+    assert frame.loc["Unet / Efficient-b7", "iou"] == 60.0
     assert "4 left out at this scale for cost" in T.summarize_table(frame, D.TABLES["table2"])[0]
 
 
@@ -311,6 +317,31 @@ def test_results_readme_quotes_the_cost_report(tmp_path, monkeypatch):
     readme.write_text("<!-- results:start -->\n<!-- results:end -->\n")
     out = T.write_results_readme("reduced", folder=tables, readme=readme, cost=True)
     assert ("1 of 2 runs done; whole list about 2.0 CPU-hours at typical cost (2.0 h as measured, 2.0 h of "
-            "it measured on CPU runs), 0.0 h left; within the 8 CPU-hour budget") in out.read_text()
+            "it measured on CPU runs), 0.0 h left; within the 20 CPU-hour budget") in out.read_text()
     assert (tmp_path / "results" / "cost_reduced.md").is_file()
     assert "[per model](results/cost_reduced.md)" in readme.read_text()
+
+
+def test_notebook_reading_quotes_the_ledger_instead_of_a_winner(tmp_path, three_folds, monkeypatch):
+    """Issue 15: a table notebook states the ledger's paired verdicts, not "our best row wins"."""
+    from abanet_lib.notebook import views
+    from abanet_lib.paper import claims as C
+
+    rows = {r.label: r for r in E.table_rows("table5", three_folds, check_models=False)}
+    runs = [fake_run(c, v) for label, vals in (("baseline", (0.80, 0.82, 0.84)), ("ABANet (ours)", (0.81, 0.83, 0.86)))
+            for c, v in zip(rows[label].configs, vals)]
+    frame = B.build_table("table5", runs, three_folds, folder=tmp_path, check_models=False)
+    asked = []
+
+    def fake_ledger(scale, table_claims):
+        asked.append([c.key for c in table_claims])
+        row = {"claim_text": "attention gates help", "verdict": C.UNRESOLVED, "row": "baseline+AG",
+               "vs": "baseline", "n": 5, "mean_diff": 0.5, "ci_low": -1.0, "ci_high": 2.0}
+        return SimpleNamespace(claims=pd.DataFrame([row]))
+
+    monkeypatch.setattr(C, "build_ledger", fake_ledger)
+    text = views.reading(frame, three_folds)
+    assert asked == [["ag_helps", "refinement_helps"]]
+    assert "**Claims ledger**" in text
+    assert "*attention gates help*: **unresolved at this n** (baseline+AG vs baseline: +0.50 [-1.00, +2.00] IoU points, n = 5)." in text
+    assert "twice that spread" not in text  # the old winner heuristic is gone where a claim exists

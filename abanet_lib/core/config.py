@@ -214,10 +214,11 @@ class Scale:
         max_eval_images: cap on validation and test images each (``None`` = all).
         folds: test folds run for the main rows (mean +- std over them).
         ablation_folds: test folds run for ablation rows (cheaper).
-        comparison_folds: test folds of the secondary rows: the 16 smp architecture/encoder
-            rows of Tables 2-3, BASNet (11 CPU-min a run at reduced scale) and notebook 13's
-            synthetic-data runs. ABANet and the cheap re-implementations (EU-Net, DAD,
-            EINet) keep ``folds``.
+        comparison_folds: test folds of the secondary rows: the smp architecture/encoder
+            rows of Tables 2-3 that no claim compares and notebook 13's synthetic-data runs.
+        claim_folds: test folds of every row the claims ledger compares
+            (:data:`abanet_lib.paper.claims.CLAIMS`; ``RowDefinition.per == "claim"``): the
+            ledger pairs rows by fold, so these rows share one fold list (issue 15: >= 5).
         trials: seeds/splits for Table 4 (the paper used five).
         eval_dataset: data set the test split comes from.
         split: split scheme (see :class:`RunConfig`).
@@ -236,6 +237,7 @@ class Scale:
     folds: tuple
     ablation_folds: tuple
     comparison_folds: tuple
+    claim_folds: tuple
     trials: int
     eval_dataset: str
     split: str
@@ -265,20 +267,23 @@ class Scale:
 SCALES: dict[str, Scale] = {
     "smoke": Scale(
         name="smoke", image_size=64, epochs=1, batch_size=4, max_train_images=16, max_eval_images=8,
-        folds=(0,), ablation_folds=(0,), comparison_folds=(0,), trials=2, eval_dataset="mfsd-sample",
+        folds=(0,), ablation_folds=(0,), comparison_folds=(0,), claim_folds=(0,), trials=2,
+        eval_dataset="mfsd-sample",
         split="groupkfold", n_folds=5, pretrained=False,
         description="smoke: 64x64, 1 epoch, 16 training images; checks the plumbing, numbers mean nothing",
     ),
     "reduced": Scale(
         name="reduced", image_size=64, epochs=15, batch_size=8, max_train_images=None, max_eval_images=None,
-        folds=(0, 1, 2), ablation_folds=(0,), comparison_folds=(0,), trials=5, eval_dataset="mfsd-sample",
+        folds=(0, 1, 2), ablation_folds=(0,), comparison_folds=(0,), claim_folds=(0, 1, 2, 3, 4), trials=5,
+        eval_dataset="mfsd-sample",
         split="groupkfold", n_folds=5, pretrained=False,
-        description=("reduced: mfsd-sample (220 real MFSD crops), identity-disjoint 5-fold split, "
-                     "64x64, 15 epochs, batch 8, from scratch (no ImageNet weights offline)"),
+        description=("reduced: mfsd-sample (220 real MFSD crops), identity-disjoint 5-fold split (the rows the "
+                     "claims ledger compares on all 5 folds), 64x64, 15 epochs, batch 8, from scratch (no ImageNet "
+                     "weights offline)"),
     ),
     "paper": Scale(
         name="paper", image_size=256, epochs=100, batch_size=8, max_train_images=None, max_eval_images=None,
-        folds=(0,), ablation_folds=(0,), comparison_folds=(0,), trials=5, eval_dataset="mfsd",
+        folds=(0,), ablation_folds=(0,), comparison_folds=(0,), claim_folds=(0,), trials=5, eval_dataset="mfsd",
         split="paper", n_folds=5, pretrained=True,
         description="paper: full MFSD 8500/2500/1758, 256x256, batch 8, Adam 1e-4, ImageNet encoders (GPU)",
     ),
@@ -291,7 +296,8 @@ SCALES: dict[str, Scale] = {
     # "not run" until the batch runner executes it on a GPU.
     "gpu": Scale(
         name="gpu", image_size=128, epochs=40, batch_size=16, max_train_images=None, max_eval_images=None,
-        folds=(0, 1, 2, 3, 4), ablation_folds=(0, 1, 2, 3, 4), comparison_folds=(0, 1, 2, 3, 4), trials=5,
+        folds=(0, 1, 2, 3, 4), ablation_folds=(0, 1, 2, 3, 4), comparison_folds=(0, 1, 2, 3, 4),
+        claim_folds=(0, 1, 2, 3, 4), trials=5,
         eval_dataset="mfsd-sample", split="groupkfold", n_folds=5, pretrained=False,
         description=("gpu: mfsd-sample (220 real MFSD crops), identity-disjoint 5-fold split, every row "
                      "on all 5 folds (paired folds for the claims ledger), 128x128 (64x64 costs more "

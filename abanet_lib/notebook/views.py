@@ -4,11 +4,14 @@ The tables of :func:`abanet_lib.paper.table_builder.build_table` carry every met
 the spreads, flags, notes and run ids: up to 20 columns, too wide for a notebook or GitHub.
 :func:`show_table` splits them into the metrics (``mean ± std`` beside the paper) and the
 status/notes, and :func:`reading` writes the few sentences a notebook states about the result
-*from the numbers of the frame*, so the text never goes stale when the runs change.
-:func:`effects` turns pairs of rows into the differences an ablation is about.
+*from the numbers of the frame*, so the text never goes stale when the runs change. Whether one
+row beats another is never read off the means: :func:`reading` quotes the claims ledger's rows for
+the table (:mod:`abanet_lib.paper.claims`: paired folds, 95 % t interval, verdict), the same
+sentences as ``results/README.md``. :func:`effects` turns pairs of rows into the differences an
+ablation is about.
 
 Nothing here trains or reads weights; everything works on a frame (or its CSV via
-:func:`abanet_lib.paper.table_files.read_table`).
+:func:`abanet_lib.paper.table_files.read_table`) and, for the ledger, on the run records.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from abanet_lib.core.config import Scale
+from abanet_lib.paper import claims
 from abanet_lib.paper.definitions import LOWER_IS_BETTER, TABLES
 from abanet_lib.paper.experiments import table_rows
 from abanet_lib.paper.table_files import read_table
@@ -136,9 +140,10 @@ def _setting(scale: Scale) -> str:
 def reading(frame: pd.DataFrame, scale: Any = None, metric: str | None = None) -> str:
     """A few sentences (markdown) about the table, computed from the frame's numbers.
 
-    States our best row and the paper's, how far our rows sit from the paper's, on how many
-    pairs of rows the two orderings agree, and which differences lie under the run-to-run
-    spread (and are therefore unresolved). At smoke scale it says the numbers mean nothing.
+    States our highest row and the paper's, how far our rows sit from the paper's, on how many
+    pairs of rows the two orderings agree, then the claims ledger's verdicts for the table's
+    claims (paired differences over folds with their 95 % interval); a table no claim uses gets
+    the rows' spread instead. At smoke scale it says the numbers mean nothing.
 
     Args:
         frame: a table from :func:`abanet_lib.paper.table_builder.build_table`.
@@ -160,7 +165,7 @@ def reading(frame: pd.DataFrame, scale: Any = None, metric: str | None = None) -
     best = _best(ok[metric], metric)
     std = ok.loc[best, f"{metric}_std"] if f"{metric}_std" in ok.columns else float("nan")
     pct = metric in spec.percent
-    text = (f"Our best row is **{best}** ({metric} {_fmt(ok.loc[best, metric], metric, pct)}"
+    text = (f"Our highest row is **{best}** ({metric} {_fmt(ok.loc[best, metric], metric, pct)}"
             f"{'' if _nan(std) else ' ± ' + _fmt(std, metric, pct)}, n = {int(ok.loc[best, 'n'])})")
     paper_col = f"paper_{metric}"
     has_paper = paper_col in frame.columns and frame[paper_col].notna().any()
@@ -189,7 +194,11 @@ def reading(frame: pd.DataFrame, scale: Any = None, metric: str | None = None) -
             lines.append(f"The two orderings agree on {agree} of {total} pairs of rows"
                          + (" (the paper's ranking is reproduced)." if agree == total and total
                             else " (the ranking is not reproduced everywhere)."))
-    # spread
+    table_claims = claims.claims_of_table(spec.name)
+    if table_claims and metric == spec.primary:
+        lines.append(ledger_reading(table_claims, scale if scale is not None else (scale_name or None)))
+        return "\n\n".join(lines + _missing_rows(frame))
+    # spread (tables without a claim)
     stds = ok[f"{metric}_std"].dropna() if f"{metric}_std" in ok.columns else pd.Series(dtype=float)
     spread = float(stds.max()) if len(stds) else typical_spread(scale_name, metric) if pct else None
     if len(ok) >= 2:
@@ -211,11 +220,25 @@ def reading(frame: pd.DataFrame, scale: Any = None, metric: str | None = None) -
                 + (f"{len(close)} of {len(ok) - 1} other rows lie within twice that spread of the best, so "
                    f"their order is unresolved: {', '.join(close)}." if close else
                    "every other row is further than twice that spread from the best."))
+    return "\n\n".join(lines + _missing_rows(frame))
+
+
+def _missing_rows(frame: pd.DataFrame) -> list[str]:
     missing = frame[frame["status"].astype(str) != "ok"] if "status" in frame.columns else frame.iloc[:0]
-    if len(missing):
-        lines.append(f"{len(missing)} row(s) without a result here: "
-                     + "; ".join(f"{i} ({s})" for i, s in missing["status"].items()) + ".")
-    return "\n\n".join(lines)
+    if not len(missing):
+        return []
+    return [f"{len(missing)} row(s) without all their runs here: "
+            + "; ".join(f"{i} ({s})" for i, s in missing["status"].items()) + "."]
+
+
+def ledger_reading(table_claims: Sequence[claims.Claim], scale: Any) -> str:
+    """The claims ledger's sentences for ``table_claims`` (markdown), computed from the records:
+    the same sentences ``results/README.md`` quotes."""
+    ledger = claims.build_ledger(scale, table_claims)
+    lines = ["**Claims ledger** (paired differences over the folds both rows have, 95 % t interval; "
+             "all comparisons in `results/claims.md`):"]
+    lines += [f"- {claims.claim_sentence(r)}" for _, r in ledger.claims.iterrows()]
+    return "\n".join(lines)
 
 
 def effects(frame: pd.DataFrame, pairs: Mapping[str, tuple[str, str]], metric: str | None = None) -> pd.DataFrame:
@@ -246,7 +269,10 @@ def effects(frame: pd.DataFrame, pairs: Mapping[str, tuple[str, str]], metric: s
 
 
 def effects_reading(effect_frame: pd.DataFrame, metric: str = "iou", scale_name: str = "") -> str:
-    """Sentences about :func:`effects`: sign agreement with the paper and size against the spread."""
+    """Sentences about :func:`effects`: sign agreement with the paper and size against the spread.
+
+    A change larger than twice the rows' spread is only a hint: whether it is resolved is the
+    claims ledger's paired interval (quoted by :func:`reading`)."""
     if effect_frame.empty:
         return "No pair of rows of this ablation has results at this scale."
     spread = typical_spread(scale_name, metric) if scale_name else None
@@ -263,7 +289,7 @@ def effects_reading(effect_frame: pd.DataFrame, metric: str = "iou", scale_name:
         noise = r["std of the rows"] if not _nan(r["std of the rows"]) else spread
         if noise is not None and not _nan(noise):
             s += (f"; |change| {'under' if abs(ours) <= 2 * noise else 'over'} twice the run-to-run std "
-                  f"({noise:.2f}), so {'unresolved' if abs(ours) <= 2 * noise else 'likely real at this scale'}")
+                  f"({noise:.2f}){'' if abs(ours) <= 2 * noise else ': a hint, the ledger decides'}")
         else:
             s += "; single runs, spread unknown"
         lines.append(s + ".")

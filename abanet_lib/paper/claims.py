@@ -58,7 +58,7 @@ from scipy import stats
 from abanet_lib.core import paths
 from abanet_lib.core.config import Scale, get_scale
 from abanet_lib.paper import runs
-from abanet_lib.paper.definitions import ABANET_ROW, FIGURE7_NOTE, TABLES
+from abanet_lib.paper.definitions import ABANET_ROW, FIGURE7_NOTE, PRETRAINING_ROWS, TABLES
 from abanet_lib.paper.experiments import ExperimentRow, canonical_abanet, notebook_scale, table_rows, unique_configs
 
 #: Confidence level of every interval.
@@ -148,6 +148,10 @@ CLAIMS: tuple[Claim, ...] = (
           others=("abanet_official + official loss", "abanet_official + paper loss", "abanet + official loss"),
           kind="equal",
           note="released graph + released loss, then each part alone, against the paper's graph and loss"),
+    Claim("pretraining_helps", "ImageNet pretraining helps (the paper's models start from it, ours from scratch)",
+          "pretraining", "ours", pairs=((PRETRAINING_ROWS[1], PRETRAINING_ROWS[0]),),
+          note="the only ImageNet encoder installable offline: a U-Net on EfficientNet-Lite0; the paper "
+               "gives no scratch numbers, so its effect is not given"),
 )
 
 
@@ -451,6 +455,17 @@ def _plain(value, digits: int) -> str:
 def diff_ci_text(r) -> str:
     """``"+1.23 [-0.40, +2.86]"`` (or ``"(n = 1, no CI)"`` / ``"not run"``) for a ledger row."""
     return _diff_ci(r)
+
+
+def claim_sentence(r) -> str:
+    """One markdown sentence for a claim row of the ledger: claim, verdict, binding comparison."""
+    diff = diff_ci_text(r) + (" IoU points" if int(r["n"]) else "")
+    return f"*{r['claim_text']}*: **{r['verdict']}** ({r['row']} vs {r['vs']}: {diff}, n = {int(r['n'])})."
+
+
+def claims_of_table(table: str) -> tuple[Claim, ...]:
+    """The claims whose rows live in ``table`` (empty for a table no claim uses)."""
+    return tuple(c for c in CLAIMS if c.table == table)
 
 
 def _diff_ci(r) -> str:

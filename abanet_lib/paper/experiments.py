@@ -8,14 +8,16 @@ id, hence trained once by :func:`abanet_lib.paper.runs.run_or_load`.
 
 Which runs make up a row (``RowDefinition.per``, :func:`folds_for`):
 
-* Main rows (ABANet, EU-Net, DAD, EINet in Tables 2-3) run on ``scale.folds``; BASNet
-  (11 CPU-min a run), the 16 smp architecture/encoder rows of Tables 2-3 and notebook 13's
-  synthetic-data rows on ``scale.comparison_folds``; ablations (Tables 5-9, Figure 7,
-  released-vs-paper) on ``scale.ablation_folds``. At reduced scale that is 3 / 1 / 1 folds, and
-  four of the five EfficientNet-b7 rows are left out (``RowDefinition.skipped_at``): measured on
-  this CPU, 3 folds everywhere cost about 15 CPU-hours, over the 8-hour budget
-  (``results/cost_reduced.md``); ``notebook_scale(folds=..., run_skipped_rows=True)`` runs every
-  row on the folds given. The seed stays 0 so the fold-f ABANet run is one config everywhere.
+* Every row the claims ledger compares (:data:`abanet_lib.paper.claims.CLAIMS`: ABANet,
+  BASNet, DAD and the U-Net family of Table 2, every row of Tables 5-9 and Figure 7's paper
+  alphas, the released-vs-paper rows, the pretraining contrast) runs on ``scale.claim_folds``:
+  one fold list, so the ledger pairs them fold by fold (issue 15: 5 identity-disjoint folds at
+  reduced scale). Rows no claim uses spend less: EU-Net and EINet on ``scale.folds``, the other
+  smp rows and notebook 13's synthetic-data rows on ``scale.comparison_folds``, Figure 7's extra
+  alpha on ``scale.ablation_folds`` (reduced: 3 / 1 / 1 folds), and four of the five
+  EfficientNet-b7 rows are left out (``RowDefinition.skipped_at``, cost);
+  ``notebook_scale(folds=..., run_skipped_rows=True)`` runs every row on the folds given.
+  The seed stays 0 so the fold-f ABANet run is one config everywhere.
   Table 4 follows the paper's protocol: ``scale.trials`` trials, trial ``i`` with ``seed=i``
   and ``fold=i % n_folds`` (new weights *and* a new split each time).
 * Smoke scale runs each table's ``smoke_rows`` so the notebook suite stays within a few
@@ -111,6 +113,8 @@ def folds_for(per: str, scale: Scale) -> list[dict]:
         return [{"fold": f, "seed": 0} for f in scale.comparison_folds]
     if per == "ablation":
         return [{"fold": f, "seed": 0} for f in scale.ablation_folds]
+    if per == "claim":
+        return [{"fold": f, "seed": 0} for f in scale.claim_folds]
     if per == "trials":
         return [{"fold": i % scale.n_folds, "seed": i} for i in range(scale.trials)]
     if per == "seeds":  # own split is fixed ("given"): vary the seed; the fold picks the MFSD
@@ -188,6 +192,14 @@ def all_experiments(scale: Scale | str | None = None, device: str = "auto",
     return unique_configs(c for table in TABLES for c in experiments(table, scale, rows=rows, device=device))
 
 
+def claim_run_ids(scale: Scale | str | None = None) -> set[str]:
+    """Run ids of every row that runs on the claim folds (``RowDefinition.per == "claim"``)."""
+    scale = scale if isinstance(scale, Scale) else get_scale(scale)
+    return {c.run_id for table in TABLES for row in table_rows(table, scale, rows="all", check_models=False)
+            if table_definition(table).row(row.label).per == "claim" and row.skipped is None
+            for c in row.configs}
+
+
 def unique_configs(configs: Iterable[RunConfig]) -> list[RunConfig]:
     """``configs`` without repeated run ids, first occurrence kept (order preserved)."""
     seen, out = set(), []
@@ -204,7 +216,7 @@ def notebook_scale(scale: str | Scale | None = None, folds: Sequence[int] | None
 
     Args:
         scale: scale name or object (``None``: ``ABANET_SCALE``).
-        folds: override of the main-row, comparison and ablation folds (``None`` keeps the scale's).
+        folds: override of the main-row, comparison, ablation and claim folds (``None`` keeps the scale's).
         data_root: where data sets live; sets ``ABANET_DATA`` for this process when given.
         run_skipped_rows: also run the rows the table definitions leave out at this scale for
             cost (``RowDefinition.skipped_at``, e.g. four EfficientNet-b7 rows at reduced scale).
@@ -215,7 +227,8 @@ def notebook_scale(scale: str | Scale | None = None, folds: Sequence[int] | None
         bad = [f for f in folds if not 0 <= f < resolved.n_folds]
         if bad:
             raise ValueError(f"folds {bad} out of range: the {resolved.name} scale has {resolved.n_folds} folds")
-        resolved = dataclasses.replace(resolved, folds=folds, ablation_folds=folds, comparison_folds=folds)
+        resolved = dataclasses.replace(resolved, folds=folds, ablation_folds=folds, comparison_folds=folds,
+                                       claim_folds=folds)
     if run_skipped_rows:
         resolved = dataclasses.replace(resolved, run_skipped_rows=True)
     if data_root:

@@ -11,6 +11,11 @@ F-beta a fraction in Table 3 and a percent in Table 4 (as printed there). F-beta
 *maximum* F-beta over thresholds (beta^2 = 0.3), the usual salient-object choice; the paper
 does not say which F-beta it reports.
 
+"95 % CI" (primary metric): the row's mean over its ``n`` runs +- ``t_{0.975, n-1} x sd / sqrt(n)``
+(Student t over the runs, df = n - 1; none when n < 2). It is the interval of the row's own
+mean; whether two rows differ is the claims ledger's paired interval (``results/claims.md``),
+which removes the fold-to-fold spread both rows share.
+
 "Within spread" (primary metric, IoU unless stated): ``|ours - paper| <= std`` of our runs.
 "Tied with best": our row's mean is within ``max(std_row, std_best)`` of our best row, i.e.
 the difference between the two rows is smaller than the run-to-run spread.
@@ -23,6 +28,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from abanet_lib.core.config import Scale, get_scale
 from abanet_lib.paper.definitions import LOWER_IS_BETTER, TABLES, TableDefinition
@@ -65,7 +71,7 @@ def build_table(
 
     Returns:
         DataFrame indexed by row label with ``status``, ``n``, per metric ``<m>``,
-        ``<m>_std``, ``paper_<m>``, then ``diff_<primary>``, ``within_spread``,
+        ``<m>_std``, ``<primary>_ci_low``/``<primary>_ci_high``, ``paper_<m>``, then ``diff_<primary>``, ``within_spread``,
         ``tied_with_best``, ``note``, ``run_ids``. ``attrs["caption"]`` holds the caption.
     """
     scale = scale if isinstance(scale, Scale) else get_scale(scale)
@@ -133,6 +139,8 @@ def _row_record(row: ExperimentRow, found: list, spec: TableDefinition, extra: M
         values = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
         rec[m] = float(values.mean()) if len(values) else math.nan
         rec[f"{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        if m == spec.primary:
+            rec[f"{m}_ci_low"], rec[f"{m}_ci_high"] = mean_interval(values)
     missing = {m: [run.config.run_id for run in found
                    if math.isnan(float(extra.get(run.config.run_id, {}).get(m, math.nan)))]
                for m in spec.metrics if m in RECORDED_COLUMNS}
@@ -141,6 +149,21 @@ def _row_record(row: ExperimentRow, found: list, spec: TableDefinition, extra: M
     rec["note"] = "; ".join([row.note] + gaps if row.note else gaps)
     rec["run_ids"] = ";".join(run.config.run_id for run in found)
     return rec
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of ``values`` (NaNs when fewer than 2 values).
+
+    Example:
+        >>> [round(v, 3) for v in mean_interval([80.0, 82.0, 84.0])]
+        [77.032, 86.968]
+    """
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n < 2:
+        return math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * float(values.std(ddof=1)) / math.sqrt(n)
+    return float(values.mean()) - half, float(values.mean()) + half
 
 
 def _add_paper_columns(frame: pd.DataFrame, table: str, exp_rows: list[ExperimentRow], spec: TableDefinition) -> None:
@@ -210,6 +233,11 @@ def _device_name(prov: dict) -> str:
     return str(dev) if dev else "unknown device"
 
 
+def _pretrained_text(configs: Sequence[Any]) -> str:
+    flags = {bool(c.pretrained) for c in configs}
+    return "yes" if flags == {True} else "no (from scratch)" if flags <= {False} else "per row (see the rows)"
+
+
 def caption(table: str, scale: Scale, runs: Sequence[Any], exp_rows: Sequence[ExperimentRow],
             spec: TableDefinition | None = None) -> str:
     """Caption sentences: what was run, on what, how often, where, at which commit."""
@@ -226,11 +254,13 @@ def caption(table: str, scale: Scale, runs: Sequence[Any], exp_rows: Sequence[Ex
     parts = [
         f"Scale: {scale.description}.",
         f"Ours: mean +- std over the runs of each row (n in the table; {'/'.join(map(str, per_row))} "
-        f"planned per row; std needs n >= 2). {len(runs)} runs in this table.",
+        f"planned per row; std needs n >= 2), and the 95 % CI of the row's mean {spec.primary} (Student t "
+        f"over its n runs). {len(runs)} runs in this table. Whether two rows differ: the paired "
+        f"intervals of the claims ledger (results/claims.md).",
         f"Train: {'; '.join(train_sets)}. Test: {', '.join(test_sets)} (split {scale.split}, "
         f"{scale.n_folds} folds where applicable).",
         f"Image size: {', '.join(f'{s}x{s}' for s in sizes)}. Epochs: {', '.join(map(str, epochs))}. "
-        f"ImageNet weights: {'yes' if scale.pretrained else 'no (from scratch)'}.",
+        f"ImageNet weights: {_pretrained_text(configs)}.",
         f"Device(s): {'; '.join(devices)}.",
         f"Commit(s): {', '.join(commits) if commits else 'n/a'}{' (uncommitted changes)' if dirty else ''}.",
         f"Paper numbers: {spec.paper_source}.",

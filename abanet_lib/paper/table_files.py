@@ -37,6 +37,9 @@ def to_markdown(frame: pd.DataFrame, spec: TableDefinition | None = None) -> str
         headers += [f"{m} (ours)", f"{m} (paper)"]
     if "released_iou" in frame.columns:
         headers.append("iou (released scores)")
+    ci_column = f"{spec.primary}_ci_low" in frame.columns
+    if ci_column:
+        headers.append(f"{spec.primary} 95 % CI (ours)")
     headers += [f"diff {spec.primary}", "within spread", "tied with best", "note"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for label, r in frame.iterrows():
@@ -53,6 +56,10 @@ def to_markdown(frame: pd.DataFrame, spec: TableDefinition | None = None) -> str
             cells.append(paper)
         if "released_iou" in frame.columns:
             cells.append(_fmt(r["released_iou"], "released_iou", spec))
+        if ci_column:
+            low, high = r[f"{spec.primary}_ci_low"], r[f"{spec.primary}_ci_high"]
+            cells.append("" if math.isnan(low) else
+                         f"[{_fmt(low, spec.primary, spec)}, {_fmt(high, spec.primary, spec)}]")
         diff = r[f"diff_{spec.primary}"]
         cells.append("" if math.isnan(diff) else f"{diff:+.2f}" if spec.primary in spec.percent else f"{diff:+.3f}")
         cells.append(_flag(r["within_spread"]))

@@ -3,7 +3,8 @@
 :func:`write_results_readme` summarises every written table of a scale (in the definitions'
 order) with sentences computed from the numbers (:func:`summarize_table`), quotes the claims
 ledger (:mod:`abanet_lib.paper.claims`) and, when asked, the cost report
-(:mod:`abanet_lib.paper.cost`), then replaces the block between ``<!-- results:start -->`` and
+(:mod:`abanet_lib.paper.cost`) and the learning-curve study behind the scale's size and epochs
+(:mod:`abanet_lib.paper.learning_curve`), then replaces the block between ``<!-- results:start -->`` and
 ``<!-- results:end -->`` of the project README. One table is built by
 :mod:`abanet_lib.paper.table_builder`; its files are :mod:`abanet_lib.paper.table_files`.
 """
@@ -19,6 +20,7 @@ import pandas as pd
 from abanet_lib.core import paths
 from abanet_lib.paper import claims
 from abanet_lib.paper import cost as cost_module
+from abanet_lib.paper import learning_curve
 from abanet_lib.paper.definitions import LOWER_IS_BETTER, TABLE_ORDER, TABLES, TableDefinition
 from abanet_lib.paper.table_files import read_table
 
@@ -120,9 +122,7 @@ def _ledger_sentences(scale: str, folder: Path) -> dict[str, list[str]]:
     table_of = {c.key: c.table for c in claims.CLAIMS}
     out: dict[str, list[str]] = {}
     for _, r in ledger.claims.iterrows():
-        diff = claims.diff_ci_text(r) + (" IoU points" if int(r["n"]) else "")
-        out.setdefault(table_of[r["claim"]], []).append(
-            f"*{r['claim_text']}*: **{r['verdict']}** ({r['row']} vs {r['vs']}: {diff}, n = {int(r['n'])}).")
+        out.setdefault(table_of[r["claim"]], []).append(claims.claim_sentence(r))
     return out
 
 
@@ -170,6 +170,12 @@ def write_results_readme(scale: str | None = None, folder: Path | None = None,
         headline = cost_module.headline(cost_module.summary(frame))
         lines += ["## Cost of the experiment list", "", f"{headline} Per model: [`{report.name}`]({report.name}).", ""]
         short.append(f"- **Cost** ([per model](results/{report.name})): {headline}")
+        if scale == learning_curve.STUDY_SCALE:
+            study, reading = learning_curve.write_study(scale, out_dir=folder.parent, figures=folder.parent / "figures",
+                                                        totals=cost_module.summary(frame))
+            lines += ["## The scale's image size and epochs: learning curve", "", " ".join(reading),
+                      f"Details: [`{study.name}`]({study.name}).", ""]
+            short.append(f"- **Learning curve** ([study](results/{study.name})): " + " ".join(reading))
     out = folder.parent / "README.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
