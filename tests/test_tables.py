@@ -204,7 +204,10 @@ def test_results_readme_sentences_and_markers(tmp_path, three_folds):
     assert (tmp_path / "results" / "claims.md").is_file()
     # paper order Focal < IoU < Focal+IoU < full; ours swaps IoU and Focal+IoU: 5 of 6 pairs
     assert "agrees with the paper's for 5 of 6 row pairs" in text
-    assert "2 rows (IoU, Focal + SSIM + IoU (ABANet)) lie within the run-to-run spread" in text
+    # a table with a claim leaves "which row is better" to the ledger (was: "2 rows ... lie within
+    # the run-to-run spread of our best row", a judgement from unpaired means)
+    assert "lie within the run-to-run spread" not in text
+    assert "the claims ledger's paired intervals below decide it" in text
     assert "150 training images" in text  # the caveats
     new = readme.read_text()
     assert "old" not in new and new.endswith("<!-- results:end -->\ntail\n") and "Table 9" in new
@@ -345,3 +348,39 @@ def test_notebook_reading_quotes_the_ledger_instead_of_a_winner(tmp_path, three_
     assert "**Claims ledger**" in text
     assert "*attention gates help*: **unresolved at this n** (baseline+AG vs baseline: +0.50 [-1.00, +2.00] IoU points, n = 5)." in text
     assert "twice that spread" not in text  # the old winner heuristic is gone where a claim exists
+
+
+def test_effects_say_when_two_rows_do_not_share_their_folds(tmp_path, three_folds):
+    from abanet_lib.notebook import views
+
+    rows = {r.label: r for r in E.table_rows("table5", three_folds, check_models=False)}
+    runs = [fake_run(rows["baseline"].configs[0], 0.80)]
+    runs += [fake_run(c, v) for c, v in zip(rows["ABANet (ours)"].configs, (0.81, 0.83, 0.86))]
+    frame = B.build_table("table5", runs, three_folds, folder=tmp_path, check_models=False)
+    eff = views.effects(frame, {"both modules": ("baseline", "ABANet (ours)")})
+    assert eff.loc["both modules", "runs (from / to)"] == "1 / 3"
+    assert eff.loc["both modules", "iou ours"] == pytest.approx(83.333 - 80.0, abs=1e-3)
+    text = views.effects_reading(eff, "iou")
+    assert "the rows have 1 / 3 runs, so these means are not over the same folds" in text
+
+
+def test_rows_are_compared_with_abanet_on_the_folds_both_have(tmp_path, three_folds):
+    """Issue 15: Table 2's means stood on different fold sets; the paired column never does."""
+    rows = {r.label: r for r in E.table_rows("table5", three_folds, check_models=False)}
+    runs = [fake_run(c, v) for c, v in zip(rows["ABANet (ours)"].configs, (0.90, 0.80, 0.85))]
+    runs += [fake_run(rows["baseline"].configs[0], 0.88)]  # fold 0 only: ABANet's easiest fold
+    runs += [fake_run(c, v) for c, v in zip(rows["baseline+AG"].configs, (0.89, 0.80, 0.83))]
+    frame = B.build_table("table5", runs, three_folds, folder=tmp_path, check_models=False)
+    assert frame.attrs["reference_row"] == "ABANet (ours)"
+    base = frame.loc["baseline"]
+    # unpaired means: 88 - 85 = +3; paired on fold 0: 88 - 90 = -2
+    assert base["iou"] - frame.loc["ABANet (ours)", "iou"] == pytest.approx(3.0)
+    assert base["vs_ref_n"] == 1 and base["vs_ref_diff"] == pytest.approx(-2.0)
+    assert math.isnan(base["vs_ref_ci_low"])
+    ag = frame.loc["baseline+AG"]
+    assert ag["vs_ref_n"] == 3 and ag["vs_ref_diff"] == pytest.approx(-1.0)
+    low, high = B.mean_interval([-1.0, 0.0, -2.0])
+    assert ag["vs_ref_ci_low"] == pytest.approx(low) and ag["vs_ref_ci_high"] == pytest.approx(high)
+    md = (tmp_path / "table5_reduced.md").read_text()
+    assert "iou minus ABANet (ours), same folds [95 % CI] (pairs)" in md
+    assert "| -2.00 (1) |" in md and "-1.00 [-3.48, +1.48] (3)" in md

@@ -291,8 +291,8 @@ SCALES: dict[str, Scale] = {
     # Every row on all 5 identity-disjoint folds (the ledger pairs rows by fold: 5 pairs, the
     # issue's minimum); 128x128, the low end of the issue's 128-256 px, where issue 15 reports a
     # 40-epoch U-Net/ResNet-34 well above every 64x64 row (resolution costs more than the row
-    # gaps); 40 epochs, the length of that measurement, until the learning-curve study says
-    # otherwise; batch 16 (twice reduced's: a GPU is launch-bound at batch 8). Its rows read
+    # gaps); 40 epochs: the learning-curve study (results/learning_curve.md) finds the canonical
+    # ABANet still gaining validation IoU from epoch 15 to 40 at 64x64 and 96x96; batch 16 (twice reduced's: a GPU is launch-bound at batch 8). Its rows read
     # "not run" until the batch runner executes it on a GPU.
     "gpu": Scale(
         name="gpu", image_size=128, epochs=40, batch_size=16, max_train_images=None, max_eval_images=None,

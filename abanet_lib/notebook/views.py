@@ -28,7 +28,7 @@ from abanet_lib.core.config import Scale
 from abanet_lib.paper import claims
 from abanet_lib.paper.definitions import LOWER_IS_BETTER, TABLES
 from abanet_lib.paper.experiments import table_rows
-from abanet_lib.paper.table_files import read_table
+from abanet_lib.paper.table_files import interval_cell, paired_cell, read_table
 from abanet_lib.paper.tables import pair_agreement
 
 
@@ -80,7 +80,8 @@ def metrics_table(frame: pd.DataFrame, metrics: Sequence[str] | None = None) -> 
 
 
 def status_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows x (status, difference to the paper, flags, note): what :func:`metrics_table` leaves out."""
+    """Rows x (status, difference to the paper, the 95 % CI of our mean, the paired difference to the
+    canonical ABANet row on shared folds, flags, note): what :func:`metrics_table` leaves out."""
     spec = _spec(frame)
     diff = f"diff_{spec.primary}"
     out = pd.DataFrame(index=frame.index)
@@ -88,6 +89,12 @@ def status_table(frame: pd.DataFrame) -> pd.DataFrame:
     if diff in frame.columns:
         out[f"{spec.primary} ours − paper"] = [
             "" if _nan(v) else f"{float(v):+.2f}" for v in frame[diff]]
+    p = spec.primary
+    if f"{p}_ci_low" in frame.columns:
+        out[f"{p} 95 % CI"] = [interval_cell(lo, hi, spec) for lo, hi in zip(frame[f"{p}_ci_low"], frame[f"{p}_ci_high"])]
+    if "vs_ref_diff" in frame.columns and frame["vs_ref_diff"].notna().any():
+        out[f"minus {frame.attrs.get('reference_row', 'ABANet')}, same folds (pairs)"] = [
+            paired_cell(r, spec) for _, r in frame.iterrows()]
     for col, name in (("within_spread", "paper within our spread"), ("tied_with_best", "tied with our best")):
         if col in frame.columns:
             out[name] = ["" if _nan(v) else ("yes" if bool(v) else "no") for v in frame[col]]
@@ -106,8 +113,9 @@ def show_table(frame: pd.DataFrame, metrics: Sequence[str] | None = None) -> Non
 
 def _measured(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     ok = frame[frame[metric].notna()] if metric in frame.columns else frame.iloc[:0]
-    if "status" in ok.columns:
-        ok = ok[ok["status"].astype(str) == "ok"]
+    if "status" in ok.columns:  # complete rows and rows with some of their runs (their n says how many)
+        status = ok["status"].astype(str)
+        ok = ok[(status == "ok") | status.str.startswith("partial")]
     return ok
 
 
@@ -262,9 +270,11 @@ def effects(frame: pd.DataFrame, pairs: Mapping[str, tuple[str, str]], metric: s
                  else float("nan"))
         spread = max((float(frame.loc[r, std_col]) for r in (a, b)
                       if std_col in frame.columns and not _nan(frame.loc[r, std_col])), default=float("nan"))
+        n_runs = f"{int(frame.loc[a, 'n'])} / {int(frame.loc[b, 'n'])}" if "n" in frame.columns else ""
         rows.append({"change": name, "from": a, "to": b, f"{metric} ours": ours, f"{metric} paper": paper,
-                     "std of the rows": spread})
-    out = pd.DataFrame(rows, columns=["change", "from", "to", f"{metric} ours", f"{metric} paper", "std of the rows"])
+                     "std of the rows": spread, "runs (from / to)": n_runs})
+    out = pd.DataFrame(rows, columns=["change", "from", "to", f"{metric} ours", f"{metric} paper", "std of the rows",
+                                      "runs (from / to)"])
     return out.set_index("change").round(3)
 
 
@@ -292,6 +302,9 @@ def effects_reading(effect_frame: pd.DataFrame, metric: str = "iou", scale_name:
                   f"({noise:.2f}){'' if abs(ours) <= 2 * noise else ': a hint, the ledger decides'}")
         else:
             s += "; single runs, spread unknown"
+        counts = str(r.get("runs (from / to)", ""))
+        if counts and len(set(counts.split(" / "))) > 1:
+            s += f"; the rows have {counts} runs, so these means are not over the same folds (the ledger pairs them)"
         lines.append(s + ".")
     return "\n".join(lines)
 

@@ -25,7 +25,7 @@ from abanet_lib.engine.registry import PREDICTIONS_DIR, find_runs
 from abanet_lib.engine.assembly import build_split
 from abanet_lib.paper.artifacts import read_figure_maps
 from abanet_lib.paper.definitions import FIGURES, TABLES
-from abanet_lib.paper.experiments import table_rows
+from abanet_lib.paper.experiments import canonical_abanet, table_rows
 from abanet_lib.paper.model_catalog import plot_attention_and_sides
 from abanet_lib.paper.plots import COLOR_GT_CONTOUR, error_overlay
 
@@ -269,15 +269,18 @@ def figure_configs(figure: str, scale, device: str = "auto") -> dict:
 # ---------------------------------------------------------------------------------------
 # Figures drawn from what the records store (notebooks 02 and 14)
 # ---------------------------------------------------------------------------------------
-def _paper_default_abanet(run: Any) -> bool:
-    return run.config.model == "abanet" and not run.config.model_kwargs_dict
+def _canonical_abanet(run: Any, scale: Scale) -> bool:
+    """The scale's canonical ABANet (the paper's network, loss, optimizer, size and epochs) on the
+    run's fold and seed: not an ablation, nor the learning-curve study's longer runs."""
+    return run.run_id == canonical_abanet(scale, fold=run.config.fold, seed=run.config.seed).run_id
 
 
 def recorded_run(scale: str, artifact: str) -> Any | None:
-    """The paper-default ABANet run of ``scale`` whose record holds ``artifact`` (a file name of
+    """The canonical ABANet run of ``scale`` whose record holds ``artifact`` (a file name of
     :mod:`abanet_lib.paper.artifacts`), lowest (fold, seed, id) first; None when no record has it."""
-    runs = [r for r in find_runs(model="abanet", scale=scale.name if isinstance(scale, Scale) else str(scale))
-            if _paper_default_abanet(r) and (Path(r.path) / artifact).is_file()]
+    scale = scale if isinstance(scale, Scale) else get_scale(str(scale))
+    runs = [r for r in find_runs(model="abanet", scale=scale.name)
+            if _canonical_abanet(r, scale) and (Path(r.path) / artifact).is_file()]
     runs.sort(key=lambda r: (r.config.fold, r.config.seed, r.run_id))
     return runs[0] if runs else None
 

@@ -13,8 +13,10 @@ does not say which F-beta it reports.
 
 "95 % CI" (primary metric): the row's mean over its ``n`` runs +- ``t_{0.975, n-1} x sd / sqrt(n)``
 (Student t over the runs, df = n - 1; none when n < 2). It is the interval of the row's own
-mean; whether two rows differ is the claims ledger's paired interval (``results/claims.md``),
-which removes the fold-to-fold spread both rows share.
+mean; whether two rows differ is a *paired* interval, which removes the fold-to-fold spread both
+rows share: the ``vs_ref_*`` columns give each row minus the table's canonical ABANet row on the
+(fold, seed) pairs both rows have (a row's mean and ABANet's may stand on different folds; this
+difference never does), and the claims ledger (``results/claims.md``) gives every claim's.
 
 "Within spread" (primary metric, IoU unless stated): ``|ours - paper| <= std`` of our runs.
 "Tied with best": our row's mean is within ``max(std_row, std_best)`` of our best row, i.e.
@@ -31,7 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from abanet_lib.core.config import Scale, get_scale
-from abanet_lib.paper.definitions import LOWER_IS_BETTER, TABLES, TableDefinition
+from abanet_lib.paper.definitions import ABANET_ROW, LOWER_IS_BETTER, TABLES, TableDefinition
 from abanet_lib.paper.experiments import ExperimentRow, table_rows
 from abanet_lib.paper.paper_numbers import RELEASED_SMP_SCORES
 from abanet_lib.paper.recorded_metrics import (RECORDED_COLUMNS, metric_value, recorded_cross_domain, recorded_fps,
@@ -91,16 +93,19 @@ def build_table(
         _merge(extra, recorded_cross_domain(by_id.values(), scale))
     _merge(extra, extra_metrics or {})
 
-    records, used_runs = [], []
+    records, used_runs, per_fold = [], [], {}
     for row in exp_rows:
         # A skipped row is not part of the scale's list, even if an earlier run of it exists.
         found = [] if row.skipped else [by_id[i] for i in row.run_ids if i in by_id]
         used_runs += found
         records.append(_row_record(row, found, spec, extra))
+        per_fold[row.label] = {(run.config.fold, run.config.seed): v for run in found
+                               if math.isfinite(v := _value(run, spec.primary, spec, extra))}
     frame = pd.DataFrame(records).set_index("row")
     frame.index.name = "row"
     _add_paper_columns(frame, table, exp_rows, spec)
     _add_comparisons(frame, spec)
+    _add_paired_to_reference(frame, per_fold, spec)
     frame.attrs["caption"] = caption(table, scale, used_runs, exp_rows, spec)
     frame.attrs["title"] = spec.title
     frame.attrs["table"] = table
@@ -149,6 +154,39 @@ def _row_record(row: ExperimentRow, found: list, spec: TableDefinition, extra: M
     rec["note"] = "; ".join([row.note] + gaps if row.note else gaps)
     rec["run_ids"] = ";".join(run.config.run_id for run in found)
     return rec
+
+
+def _value(run: Any, metric: str, spec: TableDefinition, extra: Mapping) -> float:
+    value = extra.get(run.config.run_id, {}).get(metric)
+    return float(metric_value(run_summary(run), metric, spec.percent) if value is None else value)
+
+
+def reference_row(labels: Sequence[str]) -> str | None:
+    """The table's canonical ABANet row (``"ABANet (ours)"`` or a label ending in ``"(ABANet)"``)."""
+    return next((label for label in labels if label == ABANET_ROW or str(label).endswith("(ABANet)")), None)
+
+
+def _add_paired_to_reference(frame: pd.DataFrame, per_fold: Mapping[str, Mapping[tuple, float]],
+                             spec: TableDefinition) -> None:
+    """``vs_ref_*`` columns: each row minus the canonical ABANet row on the (fold, seed) pairs both
+    have (their means may stand on different folds; this difference does not), with its t interval."""
+    p = spec.primary
+    ref = reference_row(list(frame.index))
+    columns = ("vs_ref_n", "vs_ref_diff", "vs_ref_ci_low", "vs_ref_ci_high")
+    for c in columns:
+        frame[c] = math.nan
+    if ref is None:
+        return
+    frame.attrs["reference_row"] = ref
+    for label in frame.index:
+        if label == ref:
+            continue
+        keys = sorted(set(per_fold.get(label, {})) & set(per_fold.get(ref, {})))
+        if not keys:
+            continue
+        diffs = [per_fold[label][k] - per_fold[ref][k] for k in keys]
+        low, high = mean_interval(diffs)
+        frame.loc[label, list(columns)] = [len(keys), float(np.mean(diffs)), low, high]
 
 
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:

@@ -40,6 +40,9 @@ def to_markdown(frame: pd.DataFrame, spec: TableDefinition | None = None) -> str
     ci_column = f"{spec.primary}_ci_low" in frame.columns
     if ci_column:
         headers.append(f"{spec.primary} 95 % CI (ours)")
+    paired = "vs_ref_diff" in frame.columns and frame["vs_ref_diff"].notna().any()
+    if paired:
+        headers.append(f"{spec.primary} minus {frame.attrs.get('reference_row', 'ABANet')}, same folds [95 % CI] (pairs)")
     headers += [f"diff {spec.primary}", "within spread", "tied with best", "note"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for label, r in frame.iterrows():
@@ -58,8 +61,9 @@ def to_markdown(frame: pd.DataFrame, spec: TableDefinition | None = None) -> str
             cells.append(_fmt(r["released_iou"], "released_iou", spec))
         if ci_column:
             low, high = r[f"{spec.primary}_ci_low"], r[f"{spec.primary}_ci_high"]
-            cells.append("" if math.isnan(low) else
-                         f"[{_fmt(low, spec.primary, spec)}, {_fmt(high, spec.primary, spec)}]")
+            cells.append(interval_cell(low, high, spec))
+        if paired:
+            cells.append(paired_cell(r, spec))
         diff = r[f"diff_{spec.primary}"]
         cells.append("" if math.isnan(diff) else f"{diff:+.2f}" if spec.primary in spec.percent else f"{diff:+.3f}")
         cells.append(_flag(r["within_spread"]))
@@ -67,6 +71,26 @@ def to_markdown(frame: pd.DataFrame, spec: TableDefinition | None = None) -> str
         cells.append(str(r["note"]))
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines)
+
+
+def paired_cell(r, spec: TableDefinition) -> str:
+    """``"-1.00 [-3.48, +1.48] (3)"``: a row minus the reference row on their shared folds, its
+    t interval (n >= 2) and the number of pairs; empty without pairs."""
+    n = r["vs_ref_n"]
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return ""
+    sign = lambda v: f"{v:+.2f}" if spec.primary in spec.percent else f"{v:+.3f}"  # noqa: E731
+    text = sign(r["vs_ref_diff"])
+    if int(n) >= 2:
+        text += f" [{sign(r['vs_ref_ci_low'])}, {sign(r['vs_ref_ci_high'])}]"
+    return f"{text} ({int(n)})"
+
+
+def interval_cell(low: float, high: float, spec: TableDefinition) -> str:
+    """``"[77.03, 86.97]"`` in the primary metric's units; empty when there is no interval."""
+    if low is None or (isinstance(low, float) and math.isnan(low)):
+        return ""
+    return f"[{_fmt(low, spec.primary, spec)}, {_fmt(high, spec.primary, spec)}]"
 
 
 def _flag(value) -> str:
