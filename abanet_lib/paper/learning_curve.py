@@ -196,6 +196,14 @@ def choice(table: pd.DataFrame, totals: dict, scale: str = "reduced",
 
 
 def plot(records: Sequence, scale: str = "reduced", folder: Path | None = None) -> Path:
+    """Save :func:`figure` as ``learning_curve_<scale>.png`` and close it; return the path."""
+    fig = figure(records, scale)
+    out = save_fig(fig, "learning_curve", scale=scale, folder=folder)
+    plt.close(fig)
+    return out
+
+
+def figure(records: Sequence, scale: str = "reduced"):
     """Validation IoU per epoch (thin) and best so far (thick) of each study run; the scale's
     epochs marked."""
     set_style()
@@ -208,9 +216,7 @@ def plot(records: Sequence, scale: str = "reduced", folder: Path | None = None) 
     ax.axvline(get_scale(scale).epochs, color="grey", ls="--", lw=1, label=f"{scale} scale: {get_scale(scale).epochs} epochs")
     ax.set(xlabel="epoch", ylabel="validation IoU (%)", title="Canonical ABANet, fold 0: learning curve")
     ax.legend(fontsize=7, loc="lower right")
-    out = save_fig(fig, "learning_curve", scale=scale, folder=folder)
-    plt.close(fig)
-    return out
+    return fig
 
 
 def load_study(scale: str = "reduced") -> list:
