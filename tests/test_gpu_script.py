@@ -72,7 +72,7 @@ def test_priority_plan_orders_tiers_and_deduplicates():
         "table5": [main.with_model(attention=False), main],
         "table4": [main.replace(seed=1, fold=1), base.with_model("grabcut")],
     }
-    plan = batch_runner.priority_plan(["table5", "table4", "table2"], scale, by_table=by_table)
+    plan = batch_runner.priority_plan(["table5", "table4", "table2"], scale, by_table=by_table, claim_ids=set())
     ids = [p.run_id for p in plan]
     assert len(ids) == len(set(ids)) == 8
     tiers = [p.tier for p in plan]
@@ -88,6 +88,11 @@ def test_priority_plan_orders_tiers_and_deduplicates():
     # remaining folds: the main model's fold 1 before the comparison's fold 1
     rest = [p.config for p in plan if p.tier == batch_runner.TIER_OTHER_FOLDS]
     assert [c.model for c in rest] == ["abanet", "smp:Unet:resnet34"]
+    # a row the claims ledger compares gets its other folds before every other row's (issue 15)
+    claimed = batch_runner.priority_plan(["table5", "table4", "table2"], scale, by_table=by_table,
+                                         claim_ids={base.with_model("smp:Unet:resnet34").replace(fold=1).run_id})
+    later = [(p.tier, p.config.model) for p in claimed if p.config.fold == 1 and p.config.seed == 0]
+    assert later == [(batch_runner.TIER_CLAIM_FOLDS, "smp:Unet:resnet34"), (batch_runner.TIER_OTHER_FOLDS, "abanet")]
 
 
 def test_lock_is_exclusive_and_estimate_uses_finished_runs(tmp_path):

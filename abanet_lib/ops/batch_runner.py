@@ -50,9 +50,9 @@ from abanet_lib.engine import registry
 from abanet_lib.engine.assembly import build_split, build_training_data
 from abanet_lib.ops.concurrency import plan_workers
 from abanet_lib.paper import experiments
-from abanet_lib.paper.run_plan import (TIER_ABLATION, TIER_COMPARISON, TIER_MAIN,  # noqa: F401 (tiers: re-exported)
-                                       TIER_NAMES, TIER_OTHER_FOLDS, TIER_TRIALS, PlannedRun, duration_key,
-                                       priority_plan)
+from abanet_lib.paper.run_plan import (TIER_ABLATION, TIER_CLAIM_FOLDS, TIER_COMPARISON,  # noqa: F401 (re-exported)
+                                       TIER_MAIN, TIER_NAMES, TIER_OTHER_FOLDS, TIER_TRIALS, PlannedRun,
+                                       duration_key, priority_plan)
 
 #: Tables run when ``--tables`` is not given or is ``all``: every table of
 #: :data:`abanet_lib.paper.experiments.TABLES` (the priority order comes from :func:`priority_plan`).
