@@ -73,3 +73,16 @@ def test_choice_prices_a_new_setting_as_retraining_the_whole_list():
     assert "What the budget leaves on the table: 64x64 at 20 epochs reaches 84.00 (+4.00 points)" in text
     cheap = {"runs": 200, "missing": 120, "total_cpu_hours": 4.0, "remaining_cpu_hours": 3.0}
     assert "Within the budget: 64x64 at 20 epochs (a new setting" in " ".join(L.choice(table, cheap))
+
+
+def test_importing_the_library_keeps_the_notebook_backend():
+    """Importing the study (via paper.tables, notebook.views) once switched matplotlib to Agg, and
+    every notebook lost its inline figures; the backend is the caller's to choose."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('module://matplotlib_inline.backend_inline'); "
+            "import abanet_lib.notebook.views, abanet_lib.paper.learning_curve; print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-1000:]
+    assert "inline" in out.stdout.strip()

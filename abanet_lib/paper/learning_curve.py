@@ -27,19 +27,16 @@ import math
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (backend chosen first)
-import pandas as pd  # noqa: E402
-
-from abanet_lib.core import paths  # noqa: E402
-from abanet_lib.core.config import RunConfig, get_scale  # noqa: E402
-from abanet_lib.core.io import atomic_write_text  # noqa: E402
-from abanet_lib.paper import cost  # noqa: E402
-from abanet_lib.paper import runs as run_records  # noqa: E402
-from abanet_lib.paper.experiments import canonical_abanet  # noqa: E402
-from abanet_lib.paper.plots import save_fig, set_style  # noqa: E402
+from abanet_lib.core import paths
+from abanet_lib.core.config import RunConfig, get_scale
+from abanet_lib.core.io import atomic_write_text
+from abanet_lib.paper import cost
+from abanet_lib.paper import runs as run_records
+from abanet_lib.paper.experiments import canonical_abanet
+from abanet_lib.paper.plots import save_fig, set_style
 
 #: (image size, epochs) of the study's runs: the scale's 64x64 run on to 40 epochs, and 96x96
 #: (2.25x the pixels) on to 30 epochs: what fits beside the list in one sitting on 2 cores.
