@@ -147,10 +147,12 @@ def price_per_core(run_dir: Path) -> float | None:
     """What a run of this configuration costs when ``make runs`` trains it on one thread per core:
     its wall seconds divided by its machine's cores (None: not a CPU run)."""
     wall = _wall_seconds(run_dir)
-    if wall is None:
-        return None
-    cores = (wall[1].get("provenance", {}).get("device", {}) or {}).get("cpu_count")
-    return wall[0] / float(cores) if cores else wall[0]
+    return None if wall is None else _per_core(*wall)
+
+
+def _per_core(seconds: float, metrics: dict) -> float:
+    cores = (metrics.get("provenance", {}).get("device", {}) or {}).get("cpu_count")
+    return seconds / float(cores) if cores else seconds
 
 
 def _wall_seconds(run_dir: Path) -> tuple[float, dict] | None:
@@ -209,11 +211,12 @@ def cost_table(scale: Scale | str | None = None, runs_root: Path | None = None) 
         cfg = item.config
         folder = runs_root / cfg.run_id
         done = (folder / "metrics.json").is_file()
-        measured = measured_cpu_seconds(folder) if done else None
+        wall = _wall_seconds(folder) if done else None  # metrics.json and history.csv read once per run
+        measured = None if wall is None else wall[0] * core_share(wall[1])
         records.append({"run_id": cfg.run_id, "model": cfg.model, "tables": ",".join(item.tables),
                         "fold": cfg.fold, "key": duration_key(cfg),
                         "status": ("done (cpu)" if measured is not None else "done (gpu)") if done else "missing",
-                        "measured": measured, "price": price_per_core(folder) if measured is not None else None,
+                        "measured": measured, "price": None if wall is None else _per_core(*wall),
                         "config": cfg, "machine": measured_machine(folder) if measured is not None else ""})
     by_key: dict[str, list[float]] = {}  # machine seconds of finished runs (typical cost)
     price_by_key: dict[str, list[float]] = {}  # one-thread-per-core prices (missing runs)

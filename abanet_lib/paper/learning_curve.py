@@ -132,9 +132,9 @@ def verdict(table: pd.DataFrame, scale: str = "reduced") -> list[str]:
                        f"({r[f'best_val_iou@{last}'] - base:+.2f} points) at {r[f'cost@{last}']:.2f}x the cost of a run.")
     worth = sorted(o for o in options if o[3] > WORTH_POINTS)
     if worth:
-        cost, size, mark, gain = worth[0]
+        ratio, size, mark, gain = worth[0]
         out.append(f"The cheapest setting more than {WORTH_POINTS:g} point above it is {size}x{size} at {mark} "
-                   f"epochs (+{gain:.2f} points at {cost:.2f}x the cost).")
+                   f"epochs (+{gain:.2f} points at {ratio:.2f}x the cost).")
     else:
         out.append(f"No setting of the study is more than {WORTH_POINTS:g} point above it on validation IoU.")
     return out

@@ -135,13 +135,8 @@ def _row_record(row: ExperimentRow, found: list, spec: TableDefinition, extra: M
         rec["status"] = "ok"
     rec["n"] = len(found)
     for m in spec.metrics:
-        values = []
-        for run in found:
-            value = extra.get(run.config.run_id, {}).get(m)
-            if value is None:
-                value = metric_value(run_summary(run), m, spec.percent)
-            values.append(float(value))
-        values = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
+        values = np.asarray([v for v in (_value(run, m, spec, extra) for run in found) if not math.isnan(v)],
+                            dtype=float)
         rec[m] = float(values.mean()) if len(values) else math.nan
         rec[f"{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
         if m == spec.primary:
