@@ -35,6 +35,7 @@ from abanet_lib.app import faces, predict
 from abanet_lib.paper import photo_model
 from abanet_lib.core import paths, provenance
 from abanet_lib.engine import registry
+from abanet_lib.engine.metrics import mask_iou
 from abanet_lib.core.config import get_scale
 from abanet_lib.paper.definitions import abanet_config
 
@@ -70,12 +71,11 @@ def run(run_spec: str | None, limit: int | None, detector_name: str, margin: flo
         seconds = time.perf_counter() - t0
         labels = np.asarray(Image.open(path.parent.parent / "masks" / f"{path.stem}_gt.png"))
         truth = labels == 2
-        union = (truth | mask).sum()
         face_box = faces.mask_bbox(labels > 0)
         detected = [faces.FaceBox(*f["face_box"]) for f in result.faces if f["source"] != "whole"]
         hit = any(faces.box_iou(b, face_box) >= 0.3 for b in detected) if face_box else False
         rows.append({"photo": path.name, "detected": hit, "n_faces": len(detected),
-                     "iou": float((truth & mask).sum() / union) if union else 1.0, "seconds": seconds,
+                     "iou": mask_iou(mask, truth), "seconds": seconds,
                      **{k: round(v, 4) for k, v in result.timings.items()}})
     wall = time.perf_counter() - start_all
     ious = np.array([r["iou"] for r in rows])

@@ -88,7 +88,7 @@ def _fake_runs(iou_by_id: dict[str, float]):
 def test_ledger_pairs_only_the_folds_both_rows_have(monkeypatch):
     """Row A on folds 0-3, row B on folds 1-4: three pairs (1, 2, 3), whatever A and B score elsewhere."""
     scale = get_scale("reduced")
-    wide = E.notebook_scale(scale, folds=range(5))
+    wide = E.every_fold(scale)
     rows = {r.label: r for r in E.table_rows("table5", wide, rows="all", check_models=False)}
     a, b = rows["baseline+AG"], rows["baseline"]
     scores = {}
@@ -98,7 +98,7 @@ def test_ledger_pairs_only_the_folds_both_rows_have(monkeypatch):
     for cfg in b.configs:
         if cfg.fold in (1, 2, 3, 4):
             scores[cfg.run_id] = 0.78 + 0.02 * cfg.fold
-    monkeypatch.setattr(C, "_load", _fake_runs(scores))
+    monkeypatch.setattr(C, "load_finished", _fake_runs(scores))
     claim = C.Claim("t", "A beats B", "table5", "Table 5", pairs=(("baseline+AG", "baseline"),))
     ledger = C.build_ledger(scale, claims=(claim,))
     row = ledger.comparisons.iloc[0]

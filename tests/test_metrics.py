@@ -92,6 +92,17 @@ def test_edge_case_values_are_the_documented_ones():
     assert m["f1"][:3].tolist() == [1.0, 0.0, 0.0]
 
 
+def test_mask_iou_of_one_mask_equals_confusion_iou_and_keeps_the_empty_rule():
+    prob, gt = _blobs(4, 32, 2)
+    batch = M.confusion_metrics(torch.from_numpy(prob), torch.from_numpy(gt))["iou"].numpy()
+    single = [M.mask_iou(p >= 0.5, g) for p, g in zip(prob, gt)]
+    np.testing.assert_allclose(single, batch, atol=1e-12)
+    empty = np.zeros((3, 3), bool)
+    assert M.mask_iou(empty, empty) == 1.0 and M.mask_iou(~empty, empty) == 0.0  # as the photo demo needs
+    with pytest.raises(ValueError, match=r"shape \(3, 3\) != ground truth shape \(2, 2\)"):
+        M.mask_iou(empty, np.zeros((2, 2), bool))
+
+
 def test_pooled_metrics_match_sklearn_on_all_pixels():
     prob, gt = _blobs(5, 32, 1)
     acc = M.MetricAccumulator(full=False)

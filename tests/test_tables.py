@@ -149,6 +149,29 @@ def test_rows_skipped_at_a_scale_show_why_and_ignore_earlier_runs(tmp_path, monk
     assert "4 left out at this scale for cost" in T.summarize_table(frame, D.TABLES["table2"])[0]
 
 
+def test_committed_folds_beyond_the_scale_count_in_the_row(tmp_path, monkeypatch):
+    """A fold-1 record of a fold-0 row (run from a notebook with folds=[1]) was committed but fed
+    no table: it now counts in n, the mean and the paired column, and the note names it."""
+    monkeypatch.setattr(E, "model_status", lambda name, kwargs=(): None)
+    reduced = E.notebook_scale("reduced")
+    wide = {r.label: r for r in E.table_rows("table2", E.every_fold(reduced))}
+    manet = {c.fold: c for c in wide["MAnet / VGG19"].configs}
+    abanet = {c.fold: c for c in wide["ABANet (ours)"].configs}
+    runs = [fake_run(manet[0], 0.70), fake_run(abanet[0], 0.80), fake_run(abanet[1], 0.78)]
+    committed = {manet[1].run_id: fake_run(manet[1], 0.74)}
+    asked = []
+    monkeypatch.setattr(B, "load_finished", lambda cfgs: asked.extend(c.run_id for c in cfgs) or
+                        {i: committed[i] for i in asked if i in committed})
+    frame = B.build_table("table2", runs, reduced, folder=tmp_path)
+    assert manet[1].run_id in asked and manet[0].run_id not in asked  # only folds the scale does not plan
+    row = frame.loc["MAnet / VGG19"]
+    assert row["status"] == "ok" and row["n"] == 2 and row["iou"] == pytest.approx(72.0)
+    assert "n counts committed fold 1 beyond the scale's" in row["note"]
+    assert row["vs_ref_n"] == 2 and row["vs_ref_diff"] == pytest.approx(((70 - 80) + (74 - 78)) / 2)
+    only = B.build_table("table2", runs, reduced, folder=tmp_path, committed=False)
+    assert only.loc["MAnet / VGG19", "n"] == 1 and only.loc["MAnet / VGG19", "iou"] == pytest.approx(70.0)
+
+
 def test_table3_and_table4_units_and_extra_metrics(tmp_path):
     smoke = E.notebook_scale("smoke")
     t4 = {r.label: r for r in E.table_rows("table4", smoke, rows="all", check_models=False)}

@@ -168,6 +168,22 @@ def confusion_metrics(prob, gt, threshold: float = 0.5) -> dict[str, Tensor]:
     return metrics_from_counts(confusion_counts(prob, gt, threshold))
 
 
+def mask_iou(pred, truth) -> float:
+    """IoU of one predicted and one true binary mask of the same shape (numpy or lists), with
+    this module's empty rule: both empty -> 1.0. For whole photos and single crops; batches of
+    maps go through :func:`confusion_metrics`.
+
+    Example:
+        >>> mask_iou(np.array([1, 1, 0], bool), np.array([1, 0, 0], bool))
+        0.5
+    """
+    pred, truth = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
+    if pred.shape != truth.shape:
+        raise ValueError(f"mask_iou: prediction shape {pred.shape} != ground truth shape {truth.shape}")
+    union = int((pred | truth).sum())
+    return float((pred & truth).sum()) / union if union else 1.0
+
+
 def mae(prob, gt) -> Tensor:
     """Per-image mean absolute error, (N,) float64 (float64 sums)."""
     prob, gt = as_maps(prob, gt)

@@ -39,6 +39,7 @@ from abanet_lib.core.io import atomic_write, atomic_write_json
 from abanet_lib.data import list_samples
 from abanet_lib.engine.assembly import build_split, seeded_subset
 from abanet_lib.engine.evaluate import evaluate, measure_fps
+from abanet_lib.engine.metrics import mask_iou
 from abanet_lib.paper import model_catalog
 from abanet_lib.paper.definitions import MASKEDFACENET
 from abanet_lib.paper.experiments import experiments
@@ -157,7 +158,6 @@ def photo_demo_arrays(refs: Sequence[Any], segmenter, detector, margin: float = 
             factor = PHOTO_DEMO_CROP_SIDE / side
             size = (max(1, round(crop_prob.shape[1] * factor)), max(1, round(crop_prob.shape[0] * factor)))
             crop_prob = np.asarray(Image.fromarray(crop_prob.astype(np.float32)).resize(size, Image.BILINEAR))
-        union = (mask | truth).sum()
         out.update({
             f"name_{i}": np.array(Path(ref.image_path).name),
             f"faces_{i}": np.array(json.dumps(result.faces, sort_keys=True)),
@@ -165,7 +165,7 @@ def photo_demo_arrays(refs: Sequence[Any], segmenter, detector, margin: float = 
             f"crop_prob_{i}": np.round(np.clip(crop_prob, 0, 1) * 255).astype(np.uint8),
             f"mask_{i}": np.packbits(mask), f"truth_{i}": np.packbits(truth),
             f"shape_{i}": np.array(mask.shape, np.int32),
-            f"iou_{i}": np.array(float((mask & truth).sum() / union) if union else 1.0),
+            f"iou_{i}": np.array(mask_iou(mask, truth)),
         })
     return out
 

@@ -57,9 +57,9 @@ from scipy import stats
 
 from abanet_lib.core import paths
 from abanet_lib.core.config import Scale, get_scale
-from abanet_lib.paper import runs
+from abanet_lib.paper.runs import load_finished
 from abanet_lib.paper.definitions import ABANET_ROW, FIGURE7_NOTE, PRETRAINING_ROWS, TABLES
-from abanet_lib.paper.experiments import ExperimentRow, canonical_abanet, notebook_scale, table_rows, unique_configs
+from abanet_lib.paper.experiments import ExperimentRow, canonical_abanet, every_fold, table_rows, unique_configs
 
 #: Confidence level of every interval.
 CONFIDENCE = 0.95
@@ -248,18 +248,6 @@ def pair_scores(a: Mapping[tuple, float], b: Mapping[tuple, float]) -> tuple[lis
 # ---------------------------------------------------------------------------------------
 # Reading the records
 # ---------------------------------------------------------------------------------------
-def _all_folds(scale: Scale) -> Scale:
-    """``scale`` with every fold of its split for every row (records on any fold count)."""
-    if scale.split != "groupkfold":
-        return scale
-    return notebook_scale(scale, folds=range(scale.n_folds))
-
-
-def _load(cfgs) -> dict:
-    return {run.config.run_id: run for run in runs.run_many(list(cfgs), train_missing=False,
-                                                            progress=False)}
-
-
 def _iou_points(run) -> float:
     value = run.test.get("iou")
     return float(value) * 100.0 if isinstance(value, (int, float)) else math.nan
@@ -283,7 +271,7 @@ def reference_spread(scale: Scale | str | None = None, runs: Mapping[str, object
     runs = dict(runs) if runs is not None else {}
     missing = [c for c in cfgs if c.run_id not in runs]
     if missing:
-        runs.update(_load(missing))
+        runs.update(load_finished(missing))
     values = [_iou_points(runs[c.run_id]) for c in cfgs if c.run_id in runs]
     values = [v for v in values if math.isfinite(v)]
     return (float(np.std(values, ddof=1)) if len(values) >= 2 else math.nan), len(values)
@@ -334,13 +322,13 @@ def _pair_label(key: tuple, table: str) -> str:
 def build_ledger(scale: Scale | str | None = "reduced", claims: Sequence[Claim] = CLAIMS) -> Ledger:
     """Compute every claim of ``claims`` from the finished runs of ``scale`` (nothing trains)."""
     scale = scale if isinstance(scale, Scale) else get_scale(scale)
-    wide = _all_folds(scale)
+    wide = every_fold(scale)
     rows_by_table: dict[str, dict[str, ExperimentRow]] = {}
     for table in sorted({c.table for c in claims}):
         rows_by_table[table] = {r.label: r for r in table_rows(table, wide, rows="all", check_models=False)}
     wanted = [cfg for claim in claims for pair in claim.comparisons for label in pair
               for cfg in _row(rows_by_table, claim, label).configs]
-    runs = _load(unique_configs(wanted))
+    runs = load_finished(unique_configs(wanted))
     ref_sd, ref_k = reference_spread(scale, runs)
 
     comp_records, claim_records = [], []

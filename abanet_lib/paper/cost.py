@@ -183,9 +183,13 @@ def core_share(metrics: dict) -> float:
     return min(1.0, float(threads) / float(cores))
 
 
-def measured_machine(run_dir: Path) -> str:
-    """The machine a run was measured on, as its record says (CPU model, cores, torch)."""
-    metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
+def measured_machine(run: Path | dict) -> str:
+    """The machine a run was measured on, as its record says (CPU model, cores, torch).
+
+    Args:
+        run: the run's folder, or its ``metrics.json`` already read.
+    """
+    metrics = run if isinstance(run, dict) else json.loads((Path(run) / "metrics.json").read_text())
     info = metrics.get("provenance", {}).get("device", {}) or {}
     return (f"{info.get('cpu_model', '?')}, {info.get('cpu_count', '?')} cores, "
             f"torch {info.get('torch_version', '?')}")
@@ -217,7 +221,7 @@ def cost_table(scale: Scale | str | None = None, runs_root: Path | None = None) 
                         "fold": cfg.fold, "key": duration_key(cfg),
                         "status": ("done (cpu)" if measured is not None else "done (gpu)") if done else "missing",
                         "measured": measured, "price": None if wall is None else _per_core(*wall),
-                        "config": cfg, "machine": measured_machine(folder) if measured is not None else ""})
+                        "config": cfg, "machine": measured_machine(wall[1]) if measured is not None else ""})
     by_key: dict[str, list[float]] = {}  # machine seconds of finished runs (typical cost)
     price_by_key: dict[str, list[float]] = {}  # one-thread-per-core prices (missing runs)
     for r in records:

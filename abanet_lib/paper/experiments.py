@@ -210,6 +210,19 @@ def unique_configs(configs: Iterable[RunConfig]) -> list[RunConfig]:
     return out
 
 
+def every_fold(scale: Scale) -> Scale:
+    """``scale`` with every fold of its split for every row: committed records on any fold count
+    (the claims ledger and the tables read them; the batch runner still plans the scale's folds).
+
+    Example:
+        >>> every_fold(get_scale("reduced")).folds
+        (0, 1, 2, 3, 4)
+    """
+    if scale.split != "groupkfold":
+        return scale
+    return notebook_scale(scale, folds=range(scale.n_folds))
+
+
 def notebook_scale(scale: str | Scale | None = None, folds: Sequence[int] | None = None,
                    data_root: str | None = None, run_skipped_rows: bool = False) -> Scale:
     """Resolve a notebook's parameters into a :class:`Scale`.

@@ -212,6 +212,11 @@ def run_many(cfgs: Iterable[RunConfig], force: bool = False, progress: bool = Tr
     return runs
 
 
+def load_finished(cfgs: Iterable[RunConfig]) -> dict[str, registry.Run]:
+    """``{run_id: run}`` of the complete records among ``cfgs`` (nothing trains, nothing prints)."""
+    return {run.config.run_id: run for run in run_many(list(cfgs), train_missing=False, progress=False)}
+
+
 def run_labelled(cfgs: dict[str, RunConfig], **kwargs: Any) -> dict[str, registry.Run]:
     """:func:`run_many` over ``{label: config}``; returns ``{label: run}`` of the completed runs."""
     by_id = {run.config.run_id: run for run in run_many(list(cfgs.values()), **kwargs)}
