@@ -111,6 +111,12 @@ def test_ledger_pairs_only_the_folds_both_rows_have(monkeypatch):
     assert len(row["run_ids_row"].split(";")) == 3 and len(row["run_ids_vs"].split(";")) == 3
     assert "issue 15 requires >= 5" in row["note"]
     assert ledger.claims.iloc[0]["verdict"] == C.verdict(C.paired_stats(diffs))
+    assert C.powered_claims(ledger) == [] and C.progress_line(ledger).startswith(
+        "Claims on >= 5 paired folds (trials) in every counted comparison: 0 of 1; the others wait")
+    for cfg in a.configs + b.configs:  # folds 0-4 on both rows: 5 pairs, the claim is powered
+        scores[cfg.run_id] = 0.8
+    assert C.powered_claims(C.build_ledger(scale, claims=(claim,))) == ["t"]
+    assert C.progress_line(C.build_ledger(scale, claims=(claim,))).endswith(": 1 of 1.")
 
 
 def test_every_claim_names_rows_that_exist():
@@ -143,6 +149,7 @@ def test_gpu_ledger_reads_not_run_without_records(tmp_results, tmp_path):
     assert set(ledger.claims["verdict"]) == {C.UNRESOLVED}
     text = (tmp_path / "out" / "claims_gpu.md").read_text()
     assert "not run" in text and "(gpu scale)" in text
+    assert "in every counted comparison: 0 of 11; " in text and "batch_runner run --scale gpu" in text
 
 
 # ---------------------------------------------------------------------------------------

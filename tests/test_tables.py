@@ -225,6 +225,9 @@ def test_results_readme_sentences_and_markers(tmp_path, three_folds):
     assert "winner" not in text and "same best row" not in text
     assert "*the hybrid loss beats its parts*: **unresolved at this n**" in text
     assert (tmp_path / "results" / "claims.md").is_file()
+    # where the ledger stands, up front: 3 folds of Table 9 power no claim (ABANET_RESULTS holds no
+    # other records here)
+    assert "[Claims ledger](claims.md): Claims on >= 5 paired folds (trials) in every counted comparison: 0 of 11;" in text
     # paper order Focal < IoU < Focal+IoU < full; ours swaps IoU and Focal+IoU: 5 of 6 pairs
     assert "agrees with the paper's for 5 of 6 row pairs" in text
     # a table with a claim leaves "which row is better" to the ledger (was: "2 rows ... lie within
@@ -233,7 +236,7 @@ def test_results_readme_sentences_and_markers(tmp_path, three_folds):
     assert "the claims ledger's paired intervals below decide it" in text
     assert "150 training images" in text  # the caveats
     new = readme.read_text()
-    assert "old" not in new and new.endswith("<!-- results:end -->\ntail\n") and "Table 9" in new
+    assert "\nold\n" not in new and new.endswith("<!-- results:end -->\ntail\n") and "Table 9" in new
     plain = tmp_path / "PLAIN.md"
     plain.write_text("no markers\n")
     T.write_results_readme(folder=tables, readme=plain)

@@ -487,6 +487,26 @@ def to_csv(ledger: Ledger) -> str:
     return frame.to_csv(index=False, lineterminator="\n")
 
 
+def powered_claims(ledger: Ledger) -> list[str]:
+    """Keys of the claims whose every counted comparison stands on >= ``MIN_PAIRS`` pairs."""
+    c = ledger.comparisons
+    counted = c[c["counted"].astype(bool)]
+    return [key for key in ledger.claims["claim"]
+            if len(group := counted[counted["claim"] == key]) and int(group["n"].min()) >= MIN_PAIRS]
+
+
+def progress_line(ledger: Ledger) -> str:
+    """One sentence: how many claims already stand on the paired folds issue 15 asks for."""
+    done = powered_claims(ledger)
+    total = len(ledger.claims)
+    line = (f"Claims on >= {MIN_PAIRS} paired folds (trials) in every counted comparison: "
+            f"{len(done)} of {total}")
+    if len(done) < total:
+        line += ("; the others wait for runs of the list not made yet (`python -m abanet_lib.ops.batch_runner "
+                 f"run --scale {ledger.scale.name}` resumes them)")
+    return line + "."
+
+
 def to_markdown(ledger: Ledger) -> str:
     """The ledger as markdown: the statistics, one row per claim, then every comparison."""
     scale = ledger.scale
@@ -499,6 +519,8 @@ def to_markdown(ledger: Ledger) -> str:
         "(abanet_lib/paper/claims.py); do not edit by hand.",
         "",
         f"Scale: {scale.description}.",
+        "",
+        progress_line(ledger),
         "",
         "How to read it:",
         "",
