@@ -48,6 +48,7 @@ def test_every_notebook_has_claim_method_and_exercises(path):
     ("02", [r"\psi^\top", r"W_g", r"W_x", "(7-s)"]),
     ("03", [r"\beta^2 = 0.3", "MAE", "S_m"]),
     ("04", [r"\beta^2 = 0.3", "MAE", "S_m", "IoU"]),
+    ("06", [r"d_k = \mathrm{IoU}_k(A) - \mathrm{IoU}_k(B)", r"t_{0.975,\,n-1}\,\frac{s_d}{\sqrt n}", "Welch"]),
     ("10", [r"\gamma", r"\alpha", r"C_1 = 0.01^2", r"C_2 = 0.03^2", r"\sum_{n=1}^{N}"]),
 ])
 def test_the_papers_equations_are_written_out(number, needles):
