@@ -170,6 +170,11 @@ def test_committed_folds_beyond_the_scale_count_in_the_row(tmp_path, monkeypatch
     assert row["vs_ref_n"] == 2 and row["vs_ref_diff"] == pytest.approx(((70 - 80) + (74 - 78)) / 2)
     only = B.build_table("table2", runs, reduced, folder=tmp_path, committed=False)
     assert only.loc["MAnet / VGG19", "n"] == 1 and only.loc["MAnet / VGG19", "iou"] == pytest.approx(70.0)
+    # folds chosen by hand (a notebook's folds=[0]) show exactly those: nothing beyond is read
+    asked.clear()
+    fold0 = B.build_table("table2", runs, E.notebook_scale("reduced", folds=[0]), folder=tmp_path)
+    assert asked == [] and fold0.loc["MAnet / VGG19", "n"] == 1 and fold0.loc["ABANet (ours)", "n"] == 1
+    assert E.has_own_folds(reduced) and not E.has_own_folds(E.notebook_scale("reduced", folds=[0]))
 
 
 def test_table3_and_table4_units_and_extra_metrics(tmp_path):

@@ -223,6 +223,18 @@ def every_fold(scale: Scale) -> Scale:
     return notebook_scale(scale, folds=range(scale.n_folds))
 
 
+FOLD_FIELDS = ("folds", "ablation_folds", "comparison_folds", "claim_folds")
+
+
+def has_own_folds(scale: Scale) -> bool:
+    """Whether ``scale`` keeps the folds of the registered scale of its name (no ``folds=`` override)."""
+    try:
+        registered = get_scale(scale.name)
+    except ValueError:  # a scale built by hand, not registered
+        return False
+    return all(getattr(scale, f) == getattr(registered, f) for f in FOLD_FIELDS)
+
+
 def notebook_scale(scale: str | Scale | None = None, folds: Sequence[int] | None = None,
                    data_root: str | None = None, run_skipped_rows: bool = False) -> Scale:
     """Resolve a notebook's parameters into a :class:`Scale`.

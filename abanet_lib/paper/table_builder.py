@@ -34,7 +34,7 @@ from scipy import stats
 
 from abanet_lib.core.config import Scale, get_scale
 from abanet_lib.paper.definitions import ABANET_ROW, LOWER_IS_BETTER, TABLES, TableDefinition
-from abanet_lib.paper.experiments import ExperimentRow, every_fold, table_rows
+from abanet_lib.paper.experiments import ExperimentRow, every_fold, has_own_folds, table_rows
 from abanet_lib.paper.paper_numbers import RELEASED_SMP_SCORES
 from abanet_lib.paper.recorded_metrics import (RECORDED_COLUMNS, metric_value, recorded_cross_domain, recorded_fps,
                                                run_provenance, run_summary)
@@ -75,7 +75,8 @@ def build_table(
         committed: also count the committed records (``results/runs``) of each row on folds
             beyond the scale's (a fold run from a notebook with ``folds=[1]``, say), as the
             claims ledger does; the row's status still judges the scale's own folds, and its
-            note names the extra folds. ``False``: only ``runs``.
+            note names the extra folds. Only for the scale's own folds: a scale whose folds a
+            notebook chose (``notebook_scale(folds=...)``) shows exactly those. ``False``: only ``runs``.
 
     Returns:
         DataFrame indexed by row label with ``status``, ``n``, per metric ``<m>``,
@@ -132,9 +133,10 @@ def _merge(into: dict, more: Mapping) -> None:
 
 
 def _configs_beyond_scale(table: str, scale: Scale, exp_rows: Sequence[ExperimentRow]) -> dict[str, list]:
-    """``{row label: configs}`` of each row on the folds of its split that ``scale`` does not plan."""
+    """``{row label: configs}`` of each row on the folds of its split that ``scale`` does not plan
+    (none when the folds were chosen by hand: they differ from the registered scale's)."""
     wide = every_fold(scale)
-    if wide is scale:
+    if wide is scale or not has_own_folds(scale):
         return {}
     labels = [row.label for row in exp_rows]
     out = {}
