@@ -111,6 +111,30 @@ def test_lock_is_exclusive_and_estimate_uses_finished_runs(tmp_path):
     }
     assert batch_runner.estimate_seconds(cfg, statuses) == 10.0
     assert batch_runner.estimate_seconds(RunConfig(model="unet_plain"), statuses) == 20.0
+    # a committed record's seconds price a configuration from a sitting's first minute
+    priors = {batch_runner.duration_key(other): 500.0}
+    assert batch_runner.estimate_seconds(other, {}) == 0.0  # before: try it, even with 60 s left
+    assert batch_runner.estimate_seconds(other, {}, priors) == 500.0
+    assert batch_runner.estimate_seconds(other, statuses, priors) == 30.0  # this sitting's own first
+
+
+def test_priors_come_from_committed_cpu_records_on_the_workers_threads(tmp_results):
+    import json
+
+    def record(cfg, threads, device="cpu", epochs=(100.0, 110.0), test=20.0):
+        folder = tmp_results / "results" / "runs" / cfg.run_id
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"eval_seconds": test, "provenance": {
+            "device": {"device": device, "torch_threads": threads, "cpu_count": 2}}}))
+        (folder / "history.csv").write_text("epoch,seconds\n" + "".join(f"{i},{s}\n" for i, s in enumerate(epochs)))
+
+    one, two, gpu = (RunConfig(model="abanet", image_size=64, fold=f) for f in (0, 1, 2))
+    record(one, threads=1)
+    record(two, threads=1, epochs=(150.0, 150.0))  # same configuration, slower fold: the max counts
+    record(gpu, threads=1, device="cuda")
+    priors = batch_runner.recorded_priors([one, two, gpu], threads=1)
+    assert priors == {batch_runner.duration_key(one): 320.0}
+    assert batch_runner.recorded_priors([one, two], threads=2) == {}  # measured on other terms
 
 
 # ---------------------------------------------------------------------------------------

@@ -103,13 +103,38 @@ def read_statuses(work_dir: Path) -> dict[str, dict]:
     return out
 
 
-def estimate_seconds(cfg: RunConfig, statuses: dict[str, dict]) -> float:
-    """Expected duration of ``cfg``: the slowest finished run with its key, else of its model,
-    else the median finished run, else 0 (nothing known yet: try it)."""
+PRIORS_FILE = "priors.json"
+
+
+def recorded_priors(configs: list[RunConfig], threads: int) -> dict[str, float]:
+    """``{duration_key: seconds}``: the slowest committed CPU record of each configuration that
+    trained on ``threads`` threads (as a worker of this sitting will), epochs plus test. A sitting
+    thus knows from its first minute what a run costs (before: estimate 0 until one finished,
+    so the first runs started even when they could not end within the budget)."""
+    from abanet_lib.paper import cost  # the one reader of a record's measured seconds
+
+    out: dict[str, float] = {}
+    for cfg in configs:
+        wall = cost._wall_seconds(paths.runs_dir() / cfg.run_id)
+        if wall is None:
+            continue  # not a CPU record
+        info = wall[1].get("provenance", {}).get("device", {}) or {}
+        if info.get("torch_threads") == threads:
+            key = duration_key(cfg)
+            out[key] = max(out.get(key, 0.0), round(wall[0], 1))
+    return out
+
+
+def estimate_seconds(cfg: RunConfig, statuses: dict[str, dict], priors: dict[str, float] | None = None) -> float:
+    """Expected duration of ``cfg``: the slowest run with its key finished in this sitting, else
+    its key's committed record (``priors``, see :func:`recorded_priors`), else the slowest finished
+    run of its model, else the median finished run, else 0 (nothing known yet: try it)."""
     done = [s for s in statuses.values() if s.get("status") == "done" and s.get("seconds")]
     same_key = [s["seconds"] for s in done if s.get("duration_key") == duration_key(cfg)]
     if same_key:
         return max(same_key)
+    if priors and duration_key(cfg) in priors:
+        return float(priors[duration_key(cfg)])
     same_model = [s["seconds"] for s in done if s.get("model") == cfg.model
                   and s.get("image_size") == cfg.image_size]
     if same_model:
@@ -157,6 +182,8 @@ def worker_main(worker: int, plan: list[dict], work_dir: str, deadline: float, t
     run_or_load = resolve_runner(runner)
 
     _log(f"worker {worker}: pid {os.getpid()}, {threads} threads, {len(plan)} planned runs")
+    priors_path = work_dir / PRIORS_FILE
+    priors = json.loads(priors_path.read_text()) if priors_path.is_file() else {}
     for item in map(PlannedRun.from_dict, plan):
         cfg = item.config if device is None else item.config.replace(device=device)
         now = time.time()
@@ -165,7 +192,7 @@ def worker_main(worker: int, plan: list[dict], work_dir: str, deadline: float, t
         status_path = work_dir / "status" / f"{cfg.run_id}.json"
         if status_path.exists() or (work_dir / "locks" / cfg.run_id).exists():
             continue  # another worker has it (cheap pre-check before the exclusive create)
-        estimate = estimate_seconds(cfg, read_statuses(work_dir))
+        estimate = estimate_seconds(cfg, read_statuses(work_dir), priors)
         if now + estimate > deadline:
             continue  # would not finish in time; a cheaper run further down may still fit
         if not acquire_lock(work_dir, cfg.run_id, worker):
@@ -388,7 +415,11 @@ def run_session(tables: list[str], scale_name: str, budget_s: float, workers: in
             n_ok = prepare_data([i.config for i in todo], log=log)
             log(f"data cache prepared for {n_ok} data setups in {time.time() - t0:.1f} s")
         if todo:
-            _run_workers(todo, workers, work_dir, deadline, threads, device, runner, log)
+            on_cpu = (device or "auto") == "cpu" or ((device or "auto") == "auto" and not torch.cuda.is_available())
+            n_workers = max(1, min(workers, len(todo)))
+            priors = (recorded_priors([i.config for i in plan if i.run_id in set(summary["skipped_complete"])],
+                                      threads or max(1, (os.cpu_count() or 1) // n_workers)) if on_cpu else {})
+            _run_workers(todo, workers, work_dir, deadline, threads, device, runner, log, priors)
         statuses = read_statuses(work_dir)
         started = set(statuses)
         locked = {p.name for p in (work_dir / "locks").glob("*")} if (work_dir / "locks").exists() else set()
@@ -421,9 +452,12 @@ def run_session(tables: list[str], scale_name: str, budget_s: float, workers: in
 
 
 def _run_workers(todo: list[PlannedRun], workers: int, work_dir: Path, deadline: float,
-                 threads: int | None, device: str | None, runner: str, log) -> None:
+                 threads: int | None, device: str | None, runner: str, log,
+                 priors: dict[str, float] | None = None) -> None:
     workers = max(1, min(workers, len(todo)))
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    if priors:  # CPU sittings only: a GPU run costs a fraction of its CPU record
+        _write_json_atomic(work_dir / PRIORS_FILE, priors)
     payload = [i.to_dict() for i in todo]
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
     procs = []
