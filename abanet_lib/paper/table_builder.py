@@ -76,7 +76,8 @@ def build_table(
             beyond the scale's (a fold run from a notebook with ``folds=[1]``, say), as the
             claims ledger does; the row's status still judges the scale's own folds, and its
             note names the extra folds. Only for the scale's own folds: a scale whose folds a
-            notebook chose (``notebook_scale(folds=...)``) shows exactly those. ``False``: only ``runs``.
+            notebook chose (``notebook_scale(folds=...)``) shows exactly those; and not with
+            ``extra_metrics`` (given for ``runs`` only). ``False``: only ``runs``.
 
     Returns:
         DataFrame indexed by row label with ``status``, ``n``, per metric ``<m>``,
@@ -91,6 +92,12 @@ def build_table(
     by_id = {}
     for run in runs:
         by_id.setdefault(run.config.run_id, run)
+    # Records beyond the scale's folds count, except where the caller's extra metrics (computed
+    # for its own runs only) make the table's columns: their values would be missing.
+    beyond = _configs_beyond_scale(table, scale, exp_rows) if committed and not extra_metrics else {}
+    by_id.update({i: run for i, run in load_finished(
+        cfg for cfgs in beyond.values() for cfg in cfgs if cfg.run_id not in by_id).items()})
+
     extra: dict[str, dict[str, float]] = {}
     # Columns stored beside the scores (speed.json, cross_domain.json), read from the records only.
     recorded = RECORDED_COLUMNS & set(spec.metrics)
@@ -99,10 +106,6 @@ def build_table(
     if recorded - {"fps"}:
         _merge(extra, recorded_cross_domain(by_id.values(), scale))
     _merge(extra, extra_metrics or {})
-
-    beyond = _configs_beyond_scale(table, scale, exp_rows) if committed else {}
-    by_id.update({i: run for i, run in load_finished(
-        cfg for cfgs in beyond.values() for cfg in cfgs if cfg.run_id not in by_id).items()})
 
     records, used_runs, per_fold = [], [], {}
     for row in exp_rows:
