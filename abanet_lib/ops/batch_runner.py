@@ -49,7 +49,7 @@ from abanet_lib.data import prepare_arrays
 from abanet_lib.engine import registry
 from abanet_lib.engine.assembly import build_split, build_training_data
 from abanet_lib.ops.concurrency import plan_workers
-from abanet_lib.paper import experiments
+from abanet_lib.paper import cost, experiments
 from abanet_lib.paper.run_plan import (TIER_ABLATION, TIER_CLAIM_FOLDS, TIER_COMPARISON,  # noqa: F401 (re-exported)
                                        TIER_MAIN, TIER_NAMES, TIER_OTHER_FOLDS, TIER_TRIALS, PlannedRun,
                                        duration_key, priority_plan)
@@ -111,8 +111,6 @@ def recorded_priors(configs: list[RunConfig], threads: int) -> dict[str, float]:
     trained on ``threads`` threads (as a worker of this sitting will), epochs plus test. A sitting
     thus knows from its first minute what a run costs (before: estimate 0 until one finished,
     so the first runs started even when they could not end within the budget)."""
-    from abanet_lib.paper import cost  # the one reader of a record's measured seconds
-
     out: dict[str, float] = {}
     for cfg in configs:
         wall = cost._wall_seconds(paths.runs_dir() / cfg.run_id)

@@ -76,8 +76,7 @@ def build_table(
             beyond the scale's (a fold run from a notebook with ``folds=[1]``, say), as the
             claims ledger does; the row's status still judges the scale's own folds, and its
             note names the extra folds. Only for the scale's own folds: a scale whose folds a
-            notebook chose (``notebook_scale(folds=...)``) shows exactly those; and not with
-            ``extra_metrics`` (given for ``runs`` only). ``False``: only ``runs``.
+            notebook chose (``notebook_scale(folds=...)``) shows exactly those. ``False``: only ``runs``.
 
     Returns:
         DataFrame indexed by row label with ``status``, ``n``, per metric ``<m>``,
@@ -92,9 +91,8 @@ def build_table(
     by_id = {}
     for run in runs:
         by_id.setdefault(run.config.run_id, run)
-    # Records beyond the scale's folds count, except where the caller's extra metrics (computed
-    # for its own runs only) make the table's columns: their values would be missing.
-    beyond = _configs_beyond_scale(table, scale, exp_rows) if committed and not extra_metrics else {}
+    # Records beyond the scale's folds count; read before the recorded columns so they get theirs.
+    beyond = _configs_beyond_scale(table, scale, exp_rows) if committed else {}
     by_id.update({i: run for i, run in load_finished(
         cfg for cfgs in beyond.values() for cfg in cfgs if cfg.run_id not in by_id).items()})
 
