@@ -113,7 +113,7 @@ def recorded_priors(configs: list[RunConfig], threads: int) -> dict[str, float]:
     so the first runs started even when they could not end within the budget)."""
     out: dict[str, float] = {}
     for cfg in configs:
-        wall = cost._wall_seconds(paths.runs_dir() / cfg.run_id)
+        wall = cost.measured_wall(paths.runs_dir() / cfg.run_id)
         if wall is None:
             continue  # not a CPU record
         info = wall[1].get("provenance", {}).get("device", {}) or {}
@@ -413,11 +413,9 @@ def run_session(tables: list[str], scale_name: str, budget_s: float, workers: in
             n_ok = prepare_data([i.config for i in todo], log=log)
             log(f"data cache prepared for {n_ok} data setups in {time.time() - t0:.1f} s")
         if todo:
-            on_cpu = (device or "auto") == "cpu" or ((device or "auto") == "auto" and not torch.cuda.is_available())
-            n_workers = max(1, min(workers, len(todo)))
-            priors = (recorded_priors([i.config for i in plan if i.run_id in set(summary["skipped_complete"])],
-                                      threads or max(1, (os.cpu_count() or 1) // n_workers)) if on_cpu else {})
-            _run_workers(todo, workers, work_dir, deadline, threads, device, runner, log, priors)
+            complete = set(summary["skipped_complete"])
+            _run_workers(todo, workers, work_dir, deadline, threads, device, runner, log,
+                         complete=[i.config for i in plan if i.run_id in complete])
         statuses = read_statuses(work_dir)
         started = set(statuses)
         locked = {p.name for p in (work_dir / "locks").glob("*")} if (work_dir / "locks").exists() else set()
@@ -451,10 +449,12 @@ def run_session(tables: list[str], scale_name: str, budget_s: float, workers: in
 
 def _run_workers(todo: list[PlannedRun], workers: int, work_dir: Path, deadline: float,
                  threads: int | None, device: str | None, runner: str, log,
-                 priors: dict[str, float] | None = None) -> None:
+                 complete: list[RunConfig] = ()) -> None:
     workers = max(1, min(workers, len(todo)))
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
-    if priors:  # CPU sittings only: a GPU run costs a fraction of its CPU record
+    on_cpu = (device or "auto") == "cpu" or ((device or "auto") == "auto" and not torch.cuda.is_available())
+    priors = recorded_priors(list(complete), threads) if on_cpu else {}  # a GPU run costs a fraction of its CPU record
+    if priors:
         _write_json_atomic(work_dir / PRIORS_FILE, priors)
     payload = [i.to_dict() for i in todo]
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children

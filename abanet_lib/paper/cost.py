@@ -139,14 +139,14 @@ def budget(table: str, scale: Scale | str | None = None, rows=None, gflops: floa
 def measured_cpu_seconds(run_dir: Path) -> float | None:
     """Training (all epochs, across resumes) plus test seconds of a finished CPU run, times the
     share of the machine's cores the run used (see the module docstring), else None."""
-    wall = _wall_seconds(run_dir)
+    wall = measured_wall(run_dir)
     return None if wall is None else wall[0] * core_share(wall[1])
 
 
 def price_per_core(run_dir: Path) -> float | None:
     """What a run of this configuration costs when ``make runs`` trains it on one thread per core:
     its wall seconds divided by its machine's cores (None: not a CPU run)."""
-    wall = _wall_seconds(run_dir)
+    wall = measured_wall(run_dir)
     return None if wall is None else _per_core(*wall)
 
 
@@ -155,7 +155,9 @@ def _per_core(seconds: float, metrics: dict) -> float:
     return seconds / float(cores) if cores else seconds
 
 
-def _wall_seconds(run_dir: Path) -> tuple[float, dict] | None:
+def measured_wall(run_dir: Path) -> tuple[float, dict] | None:
+    """``(seconds, metrics)`` of a finished CPU run: its epoch times plus its test time, with its
+    ``metrics.json`` as read (None: no record, or not trained on a CPU)."""
     metrics_path = Path(run_dir) / "metrics.json"
     if not metrics_path.is_file():
         return None
@@ -215,7 +217,7 @@ def cost_table(scale: Scale | str | None = None, runs_root: Path | None = None) 
         cfg = item.config
         folder = runs_root / cfg.run_id
         done = (folder / "metrics.json").is_file()
-        wall = _wall_seconds(folder) if done else None  # metrics.json and history.csv read once per run
+        wall = measured_wall(folder) if done else None  # metrics.json and history.csv read once per run
         measured = None if wall is None else wall[0] * core_share(wall[1])
         records.append({"run_id": cfg.run_id, "model": cfg.model, "tables": ",".join(item.tables),
                         "fold": cfg.fold, "key": duration_key(cfg),

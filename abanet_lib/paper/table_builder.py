@@ -139,12 +139,9 @@ def _configs_beyond_scale(table: str, scale: Scale, exp_rows: Sequence[Experimen
     wide = every_fold(scale)
     if wide is scale or not has_own_folds(scale):
         return {}
-    labels = [row.label for row in exp_rows]
-    out = {}
-    for row in table_rows(table, wide, rows=labels, check_models=False):
-        planned = {cfg.run_id for r in exp_rows if r.label == row.label for cfg in r.configs}
-        out[row.label] = [cfg for cfg in row.configs if cfg.run_id not in planned]
-    return out
+    planned = {row.label: set(row.run_ids) for row in exp_rows}
+    return {row.label: [cfg for cfg in row.configs if cfg.run_id not in planned[row.label]]
+            for row in table_rows(table, wide, rows=list(planned), check_models=False)}
 
 
 def _row_record(row: ExperimentRow, found: list, spec: TableDefinition, extra: Mapping,
