@@ -75,6 +75,17 @@ def test_choice_prices_a_new_setting_as_retraining_the_whole_list():
     assert "Within the budget: 64x64 at 20 epochs (a new setting" in " ".join(L.choice(table, cheap))
 
 
+def test_choice_with_the_whole_list_on_record_says_nothing_is_left_to_add():
+    """Once every run was trained, the choice read "adds the list's 0 missing runs, about 0.0
+    CPU-hours" and "about 0.0 CPU-hours to add"."""
+    r64 = fake_run(64, 40, [0.80] * 15 + [0.84] * 25, [20.0] * 40, 0.82)
+    done = {"runs": 200, "missing": 0, "total_cpu_hours": 20.0, "remaining_cpu_hours": 0.0}
+    text = " ".join(L.choice(L.summary([r64]), done))
+    assert "Keeping 64x64 and 15 epochs adds nothing: every run of the list is on record;" in text
+    assert "(the scale as it is; best validation IoU 80.00, nothing to add)." in text
+    assert "missing runs" not in text and "about 0.0 CPU-hours" not in text
+
+
 def test_importing_the_library_keeps_the_notebook_backend():
     """Importing the study (via paper.tables, notebook.views) once switched matplotlib to Agg, and
     every notebook lost its inline figures; the backend is the caller's to choose."""

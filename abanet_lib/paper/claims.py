@@ -539,8 +539,10 @@ def to_markdown(ledger: Ledger) -> str:
         "equality claim (released code = paper's model): *refuted* when the CI excludes 0, "
         f"*confirmed* when it lies within +-{EQUIVALENCE_MARGIN:g} point.",
         "- **Claims with several alternatives** (\"X is best\", \"beats A, B, ...\") compare X with "
-        "each alternative pairwise: confirmed only if every comparison is, refuted if any is "
-        "(no multiplicity correction), else unresolved. The claim's row shows the binding "
+        "each alternative pairwise: confirmed only if every comparison is (an intersection-union "
+        "test: no multiplicity correction is needed), refuted if any is (uncorrected: with m "
+        "alternatives a true tie is called refuted up to m x 2.5 % of the time), else unresolved. "
+        "The claim's row shows the binding "
         "comparison (the closest alternative: smallest mean difference; for equality the largest "
         "|difference|); all "
         "comparisons follow below. Alternatives the scale skips on purpose are listed, not counted.",

@@ -166,9 +166,10 @@ def choice(table: pd.DataFrame, totals: dict, scale: str = "reduced",
             options.append({"size": int(r["image_size"]), "epochs": m, "iou": float(value), "hours": float(added),
                             "current": current})
     fits = [o for o in options if o["hours"] <= budget_hours]
+    keeping = (f"adds the list's {totals['missing']} missing runs, about {totals['remaining_cpu_hours']:.1f} CPU-hours"
+               if totals["missing"] else "adds nothing: every run of the list is on record")
     out = [f"Budget for what issue 15 adds: about {budget_hours:g} CPU-hours. Keeping {s.image_size}x{s.image_size} "
-           f"and {s.epochs} epochs adds the list's {totals['missing']} missing runs, about "
-           f"{totals['remaining_cpu_hours']:.1f} CPU-hours; any other setting retrains all {totals['runs']} runs "
+           f"and {s.epochs} epochs {keeping}; any other setting retrains all {totals['runs']} runs "
            f"(the whole list is about {totals['total_cpu_hours']:.1f} CPU-hours at this setting)."]
     over = sorted((o for o in options if o["hours"] > budget_hours), key=lambda o: o["hours"])
     if over:
@@ -182,7 +183,8 @@ def choice(table: pd.DataFrame, totals: dict, scale: str = "reduced",
     pick = min((o for o in fits if o["iou"] >= top - WORTH_POINTS), key=lambda o: o["hours"])
     out.append(f"Within the budget: {pick['size']}x{pick['size']} at {pick['epochs']} epochs "
                f"({'the scale as it is' if pick['current'] else 'a new setting'}; best validation IoU "
-               f"{pick['iou']:.2f}, about {pick['hours']:.1f} CPU-hours to add).")
+               f"{pick['iou']:.2f}, "
+               + (f"about {pick['hours']:.1f} CPU-hours to add)." if pick["hours"] > 0 else "nothing to add)."))
     better = [o for o in options if o["iou"] > pick["iou"] + WORTH_POINTS]
     if better:
         b = max(better, key=lambda o: o["iou"])
