@@ -116,7 +116,8 @@ def test_ledger_pairs_only_the_folds_both_rows_have(monkeypatch):
     for cfg in a.configs + b.configs:  # folds 0-4 on both rows: 5 pairs, the claim is powered
         scores[cfg.run_id] = 0.8
     assert C.powered_claims(C.build_ledger(scale, claims=(claim,))) == ["t"]
-    assert C.progress_line(C.build_ledger(scale, claims=(claim,))).endswith(": 1 of 1.")
+    assert C.progress_line(C.build_ledger(scale, claims=(claim,))).endswith(
+        ": 1 of 1. Verdicts: 0 confirmed, 0 refuted, 1 unresolved at this n.")
 
 
 def test_every_claim_names_rows_that_exist():
@@ -150,6 +151,7 @@ def test_gpu_ledger_reads_not_run_without_records(tmp_results, tmp_path):
     text = (tmp_path / "out" / "claims_gpu.md").read_text()
     assert "not run" in text and "(gpu scale)" in text
     assert "in every counted comparison: 0 of 11; " in text and "batch_runner run --scale gpu" in text
+    assert "Verdicts: 0 confirmed, 0 refuted, 11 unresolved at this n." in text
 
 
 # ---------------------------------------------------------------------------------------

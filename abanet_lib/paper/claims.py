@@ -496,7 +496,8 @@ def powered_claims(ledger: Ledger) -> list[str]:
 
 
 def progress_line(ledger: Ledger) -> str:
-    """One sentence: how many claims already stand on the paired folds issue 15 asks for."""
+    """Two sentences: how many claims already stand on the paired folds issue 15 asks for, and
+    how many claims each verdict has."""
     done = powered_claims(ledger)
     total = len(ledger.claims)
     line = (f"Claims on >= {MIN_PAIRS} paired folds (trials) in every counted comparison: "
@@ -504,7 +505,8 @@ def progress_line(ledger: Ledger) -> str:
     if len(done) < total:
         line += ("; the others wait for runs of the list not made yet (`python -m abanet_lib.ops.batch_runner "
                  f"run --scale {ledger.scale.name}` resumes them)")
-    return line + "."
+    tally = ledger.claims["verdict"].value_counts()
+    return line + ". Verdicts: " + ", ".join(f"{int(tally.get(v, 0))} {v}" for v in VERDICTS) + "."
 
 
 def to_markdown(ledger: Ledger) -> str:
