@@ -116,6 +116,10 @@ def test_lock_is_exclusive_and_estimate_uses_finished_runs(tmp_path):
     assert batch_runner.estimate_seconds(other, {}) == 0.0  # before: try it, even with 60 s left
     assert batch_runner.estimate_seconds(other, {}, priors) == 500.0
     assert batch_runner.estimate_seconds(other, statuses, priors) == 30.0  # this sitting's own first
+    # another input size of a finished model: scaled by the pixel count, not the median of all runs
+    # (a 128x128 ABANet was priced like a 32x32 one and started 4 minutes before the deadline)
+    big = RunConfig(model="abanet", image_size=128)
+    assert batch_runner.estimate_seconds(big, statuses) == 10.0 * (128 / 64) ** 2
 
 
 def test_priors_come_from_committed_cpu_records_on_the_workers_threads(tmp_results):
@@ -134,7 +138,11 @@ def test_priors_come_from_committed_cpu_records_on_the_workers_threads(tmp_resul
     record(gpu, threads=1, device="cuda")
     priors = batch_runner.recorded_priors([one, two, gpu], threads=1)
     assert priors == {batch_runner.duration_key(one): 320.0}
-    assert batch_runner.recorded_priors([one, two], threads=2) == {}  # measured on other terms
+    # no record on the workers' thread count: the records on other counts price it (before: {})
+    assert batch_runner.recorded_priors([one, two], threads=2) == {batch_runner.duration_key(one): 320.0}
+    three = RunConfig(model="abanet", image_size=64, fold=3)
+    record(three, threads=2, epochs=(50.0,))  # a record on the workers' own thread count wins
+    assert batch_runner.recorded_priors([one, two, three], threads=2) == {batch_runner.duration_key(one): 70.0}
 
 
 # ---------------------------------------------------------------------------------------

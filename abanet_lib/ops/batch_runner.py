@@ -107,36 +107,46 @@ PRIORS_FILE = "priors.json"
 
 
 def recorded_priors(configs: list[RunConfig], threads: int) -> dict[str, float]:
-    """``{duration_key: seconds}``: the slowest committed CPU record of each configuration that
-    trained on ``threads`` threads (as a worker of this sitting will), epochs plus test. A sitting
-    thus knows from its first minute what a run costs (before: estimate 0 until one finished,
-    so the first runs started even when they could not end within the budget)."""
-    out: dict[str, float] = {}
+    """``{duration_key: seconds}``: the slowest committed CPU record of each configuration, epochs
+    plus test, from the records that trained on ``threads`` threads (as a worker of this sitting
+    will) if the configuration has any, else from its records on other thread counts (measured
+    here: one thread beside a second run takes as long as one run alone on both cores, README
+    "How the list is trained"). A sitting thus knows from its first minute what a run costs
+    (before: estimate 0 until one finished, so the first runs started even when they could not
+    end within the budget; and a configuration recorded only on other thread counts was priced
+    like any finished run, which let a 17-minute 128x128 run start 4 minutes before the deadline)."""
+    same: dict[str, float] = {}
+    other: dict[str, float] = {}
     for cfg in configs:
         wall = cost.measured_wall(paths.runs_dir() / cfg.run_id)
         if wall is None:
             continue  # not a CPU record
         info = wall[1].get("provenance", {}).get("device", {}) or {}
-        if info.get("torch_threads") == threads:
-            key = duration_key(cfg)
-            out[key] = max(out.get(key, 0.0), round(wall[0], 1))
-    return out
+        found = same if info.get("torch_threads") == threads else other
+        key = duration_key(cfg)
+        found[key] = max(found.get(key, 0.0), round(wall[0], 1))
+    return {**other, **same}
 
 
 def estimate_seconds(cfg: RunConfig, statuses: dict[str, dict], priors: dict[str, float] | None = None) -> float:
     """Expected duration of ``cfg``: the slowest run with its key finished in this sitting, else
     its key's committed record (``priors``, see :func:`recorded_priors`), else the slowest finished
-    run of its model, else the median finished run, else 0 (nothing known yet: try it)."""
+    run of its model at its input size, else the slowest finished run of its model at another
+    size scaled by the pixel count (a convolutional network's FLOPs grow as the input's area),
+    else the median finished run, else 0 (nothing known yet: try it)."""
     done = [s for s in statuses.values() if s.get("status") == "done" and s.get("seconds")]
     same_key = [s["seconds"] for s in done if s.get("duration_key") == duration_key(cfg)]
     if same_key:
         return max(same_key)
     if priors and duration_key(cfg) in priors:
         return float(priors[duration_key(cfg)])
-    same_model = [s["seconds"] for s in done if s.get("model") == cfg.model
-                  and s.get("image_size") == cfg.image_size]
-    if same_model:
-        return max(same_model)
+    same_model = [s for s in done if s.get("model") == cfg.model]
+    same_size = [s["seconds"] for s in same_model if s.get("image_size") == cfg.image_size]
+    if same_size:
+        return max(same_size)
+    sized = [s["seconds"] * (cfg.image_size / s["image_size"]) ** 2 for s in same_model if s.get("image_size")]
+    if sized:
+        return max(sized)
     return statistics.median(s["seconds"] for s in done) if done else 0.0
 
 
