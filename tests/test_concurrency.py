@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from abanet_lib.ops.concurrency import CONTEXT_BYTES, measure_peak_bytes, workers_per_device
 
@@ -51,3 +52,33 @@ def test_batch_runner_refuses_a_bad_worker_count(capsys):
 
     assert batch_runner.main(["run", "--scale", "smoke", "--workers", "many", "--max-runs", "1"]) == 2
     assert "--workers many: expected a positive integer or auto" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--scale", "huge"], "--scale: unknown scale 'huge'"),
+    (["--tables", "table99"], "--tables: unknown table(s) ['table99']"),
+    (["--device", "tpu"], "--device: unknown device 'tpu'"),
+    (["--budget-s", "-5"], "--budget-s -5.0: expected a positive number of seconds"),
+    (["--budget-s", "nan"], "--budget-s nan: expected a positive number of seconds"),
+    (["--threads", "-1"], "--threads -1: expected a positive integer"),
+    (["--max-runs", "0"], "--max-runs 0: expected a positive integer"),
+])
+def test_batch_runner_refuses_bad_options_in_one_line_before_any_run(argv, message, capsys, monkeypatch):
+    # Before: --scale/--tables raised a traceback, and --device tpu, --threads -1 or --budget-s -5 were accepted
+    # (the workers then failed run by run, or --list printed a plan).
+    from abanet_lib.ops import batch_runner
+
+    monkeypatch.setattr(batch_runner, "run_session", lambda *a, **k: pytest.fail("a run session started"))
+    assert batch_runner.main(["run", "--scale", "smoke", "--list", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
+def test_batch_runner_refuses_cuda_without_cuda_before_any_run(capsys, monkeypatch):
+    from abanet_lib.ops import batch_runner
+
+    monkeypatch.setattr(batch_runner, "run_session", lambda *a, **k: pytest.fail("a run session started"))
+    assert batch_runner.main(["run", "--scale", "smoke", "--workers", "auto", "--device", "cuda"]) == 2
+    assert capsys.readouterr().err == ("error: --device: device 'cuda' requested but CUDA is not available; "
+                                       "use 'cpu' or 'auto'\n")

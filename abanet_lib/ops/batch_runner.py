@@ -44,6 +44,7 @@ import torch
 
 from abanet_lib.core import paths
 from abanet_lib.core.config import RunConfig, get_scale
+from abanet_lib.core.devices import resolve_device
 from abanet_lib.core.io import atomic_write, atomic_write_json, try_lock
 from abanet_lib.data import prepare_arrays
 from abanet_lib.engine import registry
@@ -462,7 +463,7 @@ def _run_workers(todo: list[PlannedRun], workers: int, work_dir: Path, deadline:
                  complete: list[RunConfig] = ()) -> None:
     workers = max(1, min(workers, len(todo)))
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
-    on_cpu = (device or "auto") == "cpu" or ((device or "auto") == "auto" and not torch.cuda.is_available())
+    on_cpu = resolve_device(device).type == "cpu"
     priors = recorded_priors(list(complete), threads) if on_cpu else {}  # a GPU run costs a fraction of its CPU record
     if priors:
         _write_json_atomic(work_dir / PRIORS_FILE, priors)
@@ -535,12 +536,12 @@ def _parser() -> argparse.ArgumentParser:
                                      description="Run experiments within a time budget, or merge an archive.")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="run experiments (default command)")
-    run.add_argument("--scale", default=None, help="smoke | reduced | paper (default: ABANET_SCALE or reduced)")
+    run.add_argument("--scale", default=None, help="smoke | reduced | gpu | paper (default: ABANET_SCALE or reduced)")
     run.add_argument("--tables", default=DEFAULT_TABLES, help="comma-separated table names, or 'all'")
     run.add_argument("--budget-s", type=float, default=480.0, help="wall-clock budget in seconds")
     run.add_argument("--workers", default="1",
                      help="parallel worker processes, or 'auto': as many as the GPU's memory holds for the "
-                          "plan's largest run (measured), 1 on CPU")
+                          "plan's largest run (measured); on CPU one single-threaded worker per core")
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder")
     run.add_argument("--work-dir", type=Path, default=None, help="lock/status folder")
     run.add_argument("--max-runs", type=int, default=None, help="only the first N runs of the plan")
@@ -557,6 +558,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bad_run_option(args: argparse.Namespace) -> str | None:
+    """One line naming the first bad option of ``run``, or None; checked before any worker starts."""
+    checks = [("--scale", lambda: get_scale(args.scale)), ("--tables", lambda: parse_tables(args.tables)),
+              ("--device", lambda: resolve_device(args.device))]
+    for option, check in checks:
+        try:
+            check()
+        except ValueError as err:
+            return f"{option}: {err}"
+    if not args.budget_s > 0:  # also refuses nan
+        return f"--budget-s {args.budget_s}: expected a positive number of seconds"
+    for option, value in (("--threads", args.threads), ("--max-runs", args.max_runs)):
+        if value is not None and value < 1:
+            return f"{option} {value}: expected a positive integer"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in ("run", "merge", "-h", "--help"):
@@ -569,6 +587,10 @@ def main(argv: list[str] | None = None) -> int:
             if result[key]:
                 print(f"{key}: {result[key]}", file=sys.stderr)
         return 0
+    problem = _bad_run_option(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     scale_name = get_scale(args.scale).name
     tables = parse_tables(args.tables)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
@@ -582,7 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers == "auto":
         plan = [p.config for p in priority_plan(tables, get_scale(scale_name), rows=args.rows)
                 if not models or p.config.model in models][: args.max_runs]
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(args.device).type
         workers = plan_workers([c.replace(device=device) for c in plan], device, max_workers=os.cpu_count() or 1)
         print(f"--workers auto: {workers} worker(s) on {device}", flush=True)
     elif args.workers.isdigit() and int(args.workers) >= 1:
