@@ -120,6 +120,13 @@ def test_lock_is_exclusive_and_estimate_uses_finished_runs(tmp_path):
     # (a 128x128 ABANet was priced like a 32x32 one and started 4 minutes before the deadline)
     big = RunConfig(model="abanet", image_size=128)
     assert batch_runner.estimate_seconds(big, statuses) == 10.0 * (128 / 64) ** 2
+    # at a sitting's start, the same configuration's records at other sizes price it the same way
+    # (before: 0 s, "try it", for a 128x128 ABANet whose only 128x128 record was trained on a GPU)
+    sized_priors = {batch_runner.duration_key(cfg.replace(image_size=32)): 300.0,
+                    batch_runner.duration_key(cfg): 580.0,
+                    batch_runner.duration_key(other.replace(image_size=32)): 9999.0}  # another model: not used
+    assert batch_runner.estimate_seconds(big, {}, sized_priors) == 580.0 * 4  # the nearest size, 64x64
+    assert batch_runner.estimate_seconds(big, {}, {batch_runner.duration_key(big): 975.0}) == 975.0
 
 
 def test_priors_come_from_committed_cpu_records_on_the_workers_threads(tmp_results):

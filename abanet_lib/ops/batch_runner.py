@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import multiprocessing as mp
 import os
 import shutil
@@ -134,7 +135,9 @@ def estimate_seconds(cfg: RunConfig, statuses: dict[str, dict], priors: dict[str
     its key's committed record (``priors``, see :func:`recorded_priors`), else the slowest finished
     run of its model at its input size, else the slowest finished run of its model at another
     size scaled by the pixel count (a convolutional network's FLOPs grow as the input's area),
-    else the median finished run, else 0 (nothing known yet: try it)."""
+    else its configuration's committed record at the nearest other size scaled the same way (a 128x128
+    ABANet recorded only on a GPU was priced 0 s, "try it", at a sitting's start), else the
+    median finished run, else 0 (nothing known yet: try it)."""
     done = [s for s in statuses.values() if s.get("status") == "done" and s.get("seconds")]
     same_key = [s["seconds"] for s in done if s.get("duration_key") == duration_key(cfg)]
     if same_key:
@@ -148,7 +151,23 @@ def estimate_seconds(cfg: RunConfig, statuses: dict[str, dict], priors: dict[str
     sized = [s["seconds"] * (cfg.image_size / s["image_size"]) ** 2 for s in same_model if s.get("image_size")]
     if sized:
         return max(sized)
+    recorded = _priors_at_other_sizes(cfg, priors)
+    if recorded:  # the nearest size: fixed costs make small inputs scale up into overestimates
+        size, seconds = min(recorded, key=lambda r: (abs(math.log(r[0] / cfg.image_size)), -r[1]))
+        return seconds * (cfg.image_size / size) ** 2
     return statistics.median(s["seconds"] for s in done) if done else 0.0
+
+
+def _priors_at_other_sizes(cfg: RunConfig, priors: dict[str, float] | None) -> list[tuple[int, float]]:
+    """``(image_size, seconds)`` of the committed records of ``cfg``'s configuration at other input
+    sizes: the key's size field is read, then checked by rebuilding the whole key at that size."""
+    found = []
+    for key, seconds in (priors or {}).items():
+        size = key.split("|")[2] if key.count("|") >= 2 else ""
+        if size.isdigit() and int(size) != cfg.image_size and \
+                duration_key(cfg.replace(image_size=int(size))) == key:
+            found.append((int(size), float(seconds)))
+    return found
 
 
 # ---------------------------------------------------------------------------------------
