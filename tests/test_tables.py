@@ -242,6 +242,11 @@ def test_results_readme_sentences_and_markers(tmp_path, three_folds):
     assert "150 training images" in text  # the caveats
     new = readme.read_text()
     assert "\nold\n" not in new and new.endswith("<!-- results:end -->\ntail\n") and "Table 9" in new
+    # the README's line for a table with a claim quotes the ledger, not our highest mean (before:
+    # "Our highest row on iou: Focal + SSIM + IoU (ABANet) (...)" without the ledger's caveat)
+    bullet = next(line for line in new.splitlines() if line.startswith("- **Table 9"))
+    assert "): 4 of 4 rows have results. Ledger: *the hybrid loss beats its parts*: **unresolved at this n** (" \
+        in bullet and "highest row" not in bullet
     plain = tmp_path / "PLAIN.md"
     plain.write_text("no markers\n")
     T.write_results_readme(folder=tables, readme=plain)
@@ -335,6 +340,20 @@ def test_fps_comes_from_each_record_and_a_missing_one_says_why(tmp_path, monkeyp
     assert frame.loc["ABANet (ours)", "fps"] == pytest.approx(np.mean([10.0 + i for i in range(len(abanet))]))
     assert math.isnan(frame.loc["Din et al. (U-Net)", "fps"])
     assert "fps not in the record of" in frame.loc["Din et al. (U-Net)", "note"]
+
+
+def test_readme_bullet_of_a_table_without_a_claim_keeps_the_caveat_of_its_highest_row(tmp_path):
+    smoke = E.notebook_scale("smoke")
+    syn = [r.configs[0] for r in E.table_rows("synthetic", smoke, check_models=False)]
+    extra = {syn[0].run_id: {"iou@mfsd": 80.0, "iou@maskedfacenet": 40.0},
+             syn[1].run_id: {"iou@mfsd": 30.0, "iou@maskedfacenet": 95.0}}
+    frame = B.build_table("synthetic", [fake_run(c, 0.5) for c in syn], smoke, extra_metrics=extra,
+                          folder=tmp_path, check_models=False)
+    bullet = T.readme_bullet(frame, D.TABLES["synthetic"], [])
+    # before: only the first two sentences, so a single run read as "our highest row" with no caveat
+    assert "Our highest row on iou@mfsd: train mfsd-sample (ABANet) (80.00, single run)." in bullet
+    assert bullet.endswith("Each row has a single run, so no spread is known and no difference between rows "
+                           "can be called significant.")
 
 
 def test_results_readme_quotes_the_cost_report(tmp_path, monkeypatch):

@@ -55,16 +55,9 @@ def summarize_table(frame: pd.DataFrame, spec: TableDefinition) -> list[str]:
         agree, total = pair_agreement(paper_done[p].to_numpy(), paper_done[f"paper_{p}"].to_numpy())
         if total:
             out.append(f"Our order agrees with the paper's for {agree} of {total} row pairs.")
-    tied = done[done["tied_with_best"].fillna(False).astype(bool)]
-    if claims.claims_of_table(spec.name):
-        out.append("Whether one row beats another is not read off these means: the claims ledger's paired "
-                   "intervals below decide it.")
-    elif len(tied) > 1:
-        out.append(f"{len(tied)} rows ({', '.join(map(str, tied.index))}) lie within the run-to-run "
-                   "spread of our best row: the ranking among them is not resolved by our runs.")
-    elif done[f"{p}_std"].isna().all():
-        out.append("Each row has a single run, so no spread is known and no difference between rows "
-                   "can be called significant.")
+    caveat = ranking_caveat(done, spec)
+    if caveat:
+        out.append(caveat)
     if len(paper_done):
         gap = (paper_done[p] - paper_done[f"paper_{p}"]).mean()
         within = paper_done["within_spread"].dropna()
@@ -72,6 +65,35 @@ def summarize_table(frame: pd.DataFrame, spec: TableDefinition) -> list[str]:
                    + (f"; {int(within.sum())} of {len(within)} rows are within our spread of the paper's value."
                       if len(within) else "."))
     return out
+
+
+def ranking_caveat(done: pd.DataFrame, spec: TableDefinition) -> str | None:
+    """What our means can say about which row is better: nothing where the claims ledger asks it
+    (its paired intervals decide), else which rows lie within our best row's spread, or that single
+    runs have none."""
+    p = spec.primary
+    tied = done[done["tied_with_best"].fillna(False).astype(bool)]
+    if claims.claims_of_table(spec.name):
+        return ("Whether one row beats another is not read off these means: the claims ledger's paired "
+                "intervals below decide it.")
+    if len(tied) > 1:
+        return (f"{len(tied)} rows ({', '.join(map(str, tied.index))}) lie within the run-to-run "
+                "spread of our best row: the ranking among them is not resolved by our runs.")
+    if done[f"{p}_std"].isna().all():
+        return ("Each row has a single run, so no spread is known and no difference between rows "
+                "can be called significant.")
+    return None
+
+
+def readme_bullet(frame: pd.DataFrame, spec: TableDefinition, verdicts: list[str]) -> str:
+    """The README's line for one table: how many rows have results, then the claims ledger's
+    verdicts where the table has a claim (issue 15: the ledger's rows, not our highest mean), else
+    our highest row with what its spread allows us to say."""
+    sentences = summarize_table(frame, spec)
+    if verdicts:
+        return " ".join(sentences[:1]) + " Ledger: " + " ".join(verdicts)
+    caveat = ranking_caveat(frame[frame[spec.primary].notna()], spec) if len(sentences) > 1 else None
+    return " ".join(sentences[:2] + ([caveat] if caveat else []))
 
 
 def pair_agreement(ours, paper) -> tuple[int, int]:
@@ -170,8 +192,7 @@ def write_results_readme(scale: str | None = None, folder: Path | None = None,
                   " ".join(sentences), ""]
         if verdicts:
             lines += [f"Claims ledger ([`{ledger_md}`]({ledger_md})):", "", *[f"- {v}" for v in verdicts], ""]
-        short.append(f"- **{spec.title}** ([table](results/tables/{name}.md)): " + " ".join(sentences[:2])
-                     + (" Ledger: " + " ".join(verdicts) if verdicts else ""))
+        short.append(f"- **{spec.title}** ([table](results/tables/{name}.md)): " + readme_bullet(frame, spec, verdicts))
     if not short:
         lines.append("No tables written yet: run the notebooks (or `make reproduce`).")
     if cost:
