@@ -398,6 +398,12 @@ def test_notebook_reading_quotes_the_ledger_instead_of_a_winner(tmp_path, three_
     assert "**Claims ledger**" in text
     assert "*attention gates help*: **unresolved at this n** (baseline+AG vs baseline: +0.50 [-1.00, +2.00] IoU points, n = 5)." in text
     assert "twice that spread" not in text  # the old winner heuristic is gone where a claim exists
+    # the verdict comes first and the means are only described (before: "Our highest row is ...",
+    # then "the ranking is not reproduced everywhere", a ranking read off unpaired means)
+    assert text.startswith("**Claims ledger**")
+    assert "Our highest mean is **ABANet (ours)**" in text and "Our highest row" not in text
+    assert "unpaired means rank nothing: the ledger above says which differences the folds resolve." in text
+    assert "the ranking is not reproduced" not in text and "ranking is reproduced" not in text
 
 
 def test_effects_say_when_two_rows_do_not_share_their_folds(tmp_path, three_folds):

@@ -148,10 +148,11 @@ def _setting(scale: Scale) -> str:
 def reading(frame: pd.DataFrame, scale: Any = None, metric: str | None = None) -> str:
     """A few sentences (markdown) about the table, computed from the frame's numbers.
 
-    States our highest row and the paper's, how far our rows sit from the paper's, on how many
-    pairs of rows the two orderings agree, then the claims ledger's verdicts for the table's
-    claims (paired differences over folds with their 95 % interval); a table no claim uses gets
-    the rows' spread instead. At smoke scale it says the numbers mean nothing.
+    A table with a claim opens with the claims ledger's verdicts (paired differences over folds
+    with their 95 % interval), then describes the means: our highest and the paper's, how far our
+    rows sit from the paper's, on how many pairs of rows the two orderings agree. A table no claim
+    uses gets the same description and the rows' spread instead of verdicts. At smoke scale it
+    says the numbers mean nothing.
 
     Args:
         frame: a table from :func:`abanet_lib.paper.table_builder.build_table`.
@@ -170,10 +171,14 @@ def reading(frame: pd.DataFrame, scale: Any = None, metric: str | None = None) -
     if ok.empty:
         lines.append(f"No row of this table has a {metric} result yet (train the runs or set `train_missing=True`).")
         return "\n\n".join(lines)
+    table_claims = claims.claims_of_table(spec.name) if metric == spec.primary else []
+    if table_claims:  # the paired verdict first: the means below only describe the rows
+        lines.append(ledger_reading(table_claims, scale if scale is not None else (scale_name or None)))
     best = _best(ok[metric], metric)
     std = ok.loc[best, f"{metric}_std"] if f"{metric}_std" in ok.columns else float("nan")
     pct = metric in spec.percent
-    text = (f"Our highest row is **{best}** ({metric} {_fmt(ok.loc[best, metric], metric, pct)}"
+    text = (f"Our highest {'mean' if table_claims else 'row'} is **{best}** "
+            f"({metric} {_fmt(ok.loc[best, metric], metric, pct)}"
             f"{'' if _nan(std) else ' ± ' + _fmt(std, metric, pct)}, n = {int(ok.loc[best, 'n'])})")
     paper_col = f"paper_{metric}"
     has_paper = paper_col in frame.columns and frame[paper_col].notna().any()
@@ -199,12 +204,15 @@ def reading(frame: pd.DataFrame, scale: Any = None, metric: str | None = None) -
             agree, total = pair_agreement(both[metric].to_numpy(float), both[paper_col].to_numpy(float))
             if metric in LOWER_IS_BETTER:
                 agree, total = pair_agreement(-both[metric].to_numpy(float), -both[paper_col].to_numpy(float))
-            lines.append(f"The two orderings agree on {agree} of {total} pairs of rows"
-                         + (" (the paper's ranking is reproduced)." if agree == total and total
-                            else " (the ranking is not reproduced everywhere)."))
-    table_claims = claims.claims_of_table(spec.name)
-    if table_claims and metric == spec.primary:
-        lines.append(ledger_reading(table_claims, scale if scale is not None else (scale_name or None)))
+            if table_claims:
+                lines.append(f"Our means are ordered as the paper's on {agree} of {total} pairs of rows; "
+                             "unpaired means rank nothing: the ledger above says which differences the "
+                             "folds resolve.")
+            else:
+                lines.append(f"The two orderings agree on {agree} of {total} pairs of rows"
+                             + (" (the paper's ranking is reproduced)." if agree == total and total
+                                else " (the ranking is not reproduced everywhere)."))
+    if table_claims:
         return "\n\n".join(lines + _missing_rows(frame))
     # spread (tables without a claim)
     stds = ok[f"{metric}_std"].dropna() if f"{metric}_std" in ok.columns else pd.Series(dtype=float)
