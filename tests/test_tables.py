@@ -349,7 +349,7 @@ def test_readme_bullet_of_a_table_without_a_claim_keeps_the_caveat_of_its_highes
              syn[1].run_id: {"iou@mfsd": 30.0, "iou@maskedfacenet": 95.0}}
     frame = B.build_table("synthetic", [fake_run(c, 0.5) for c in syn], smoke, extra_metrics=extra,
                           folder=tmp_path, check_models=False)
-    bullet = T.readme_bullet(frame, D.TABLES["synthetic"], [])
+    bullet = T.readme_bullet(T.table_sentences(frame, D.TABLES["synthetic"]), [])
     # before: only the first two sentences, so a single run read as "our highest row" with no caveat
     assert "Our highest row on iou@mfsd: train mfsd-sample (ABANet) (80.00, single run)." in bullet
     assert bullet.endswith("Each row has a single run, so no spread is known and no difference between rows "

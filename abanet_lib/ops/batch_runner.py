@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 from abanet_lib.core import paths
-from abanet_lib.core.config import RunConfig, get_scale
+from abanet_lib.core.config import RunConfig, Scale, get_scale
 from abanet_lib.core.devices import resolve_device
 from abanet_lib.core.io import atomic_write, atomic_write_json, try_lock
 from abanet_lib.data import prepare_arrays
@@ -577,21 +577,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _bad_run_option(args: argparse.Namespace) -> str | None:
-    """One line naming the first bad option of ``run``, or None; checked before any worker starts."""
-    checks = [("--scale", lambda: get_scale(args.scale)), ("--tables", lambda: parse_tables(args.tables)),
-              ("--device", lambda: resolve_device(args.device))]
-    for option, check in checks:
+def _checked_run_options(args: argparse.Namespace) -> tuple[Scale, list[str], torch.device]:
+    """The scale, tables and device ``run`` works with, parsed once before any worker starts.
+
+    Raises:
+        ValueError: one line naming the first bad option.
+    """
+    def parsed(option: str, parse, value):
         try:
-            check()
+            return parse(value)
         except ValueError as err:
-            return f"{option}: {err}"
+            raise ValueError(f"{option}: {err}") from None
+
+    scale = parsed("--scale", get_scale, args.scale)
+    tables = parsed("--tables", parse_tables, args.tables)
+    device = parsed("--device", resolve_device, args.device)
     if not args.budget_s > 0:  # also refuses nan
-        return f"--budget-s {args.budget_s}: expected a positive number of seconds"
+        raise ValueError(f"--budget-s {args.budget_s}: expected a positive number of seconds")
     for option, value in (("--threads", args.threads), ("--max-runs", args.max_runs)):
         if value is not None and value < 1:
-            return f"{option} {value}: expected a positive integer"
-    return None
+            raise ValueError(f"{option} {value}: expected a positive integer")
+    return scale, tables, device
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -606,32 +612,31 @@ def main(argv: list[str] | None = None) -> int:
             if result[key]:
                 print(f"{key}: {result[key]}", file=sys.stderr)
         return 0
-    problem = _bad_run_option(args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
+    try:
+        scale, tables, device = _checked_run_options(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
-    scale_name = get_scale(args.scale).name
-    tables = parse_tables(args.tables)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
     if args.list:
-        plan = [p for p in priority_plan(tables, get_scale(scale_name), rows=args.rows)
+        plan = [p for p in priority_plan(tables, scale, rows=args.rows)
                 if not models or p.config.model in models]
         for item in plan[: args.max_runs]:
             print(f"{item.tier} {item.run_id} {','.join(item.tables)} fold={item.config.fold} "
                   f"seed={item.config.seed}")
         return 0
     if args.workers == "auto":
-        plan = [p.config for p in priority_plan(tables, get_scale(scale_name), rows=args.rows)
+        plan = [p.config for p in priority_plan(tables, scale, rows=args.rows)
                 if not models or p.config.model in models][: args.max_runs]
-        device = resolve_device(args.device).type
-        workers = plan_workers([c.replace(device=device) for c in plan], device, max_workers=os.cpu_count() or 1)
-        print(f"--workers auto: {workers} worker(s) on {device}", flush=True)
+        workers = plan_workers([c.replace(device=device.type) for c in plan], device.type,
+                               max_workers=os.cpu_count() or 1)
+        print(f"--workers auto: {workers} worker(s) on {device.type}", flush=True)
     elif args.workers.isdigit() and int(args.workers) >= 1:
         workers = int(args.workers)
     else:
         print(f"error: --workers {args.workers}: expected a positive integer or auto", file=sys.stderr)
         return 2
-    summary = run_session(tables, scale_name, args.budget_s, workers, args.out,
+    summary = run_session(tables, scale.name, args.budget_s, workers, args.out,
                           work_dir=args.work_dir, max_runs=args.max_runs, device=args.device, models=models, rows=args.rows,
                           threads=args.threads, runner=args.runner, prepare=not args.no_prepare)
     return 0 if not summary["errors"] else 1

@@ -29,6 +29,13 @@ README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 def summarize_table(frame: pd.DataFrame, spec: TableDefinition) -> list[str]:
     """Honest sentences computed from one table's numbers."""
+    return list(table_sentences(frame, spec).values())
+
+
+def table_sentences(frame: pd.DataFrame, spec: TableDefinition) -> dict[str, str]:
+    """:func:`summarize_table`'s sentences by role, in reading order: ``rows`` (how many have
+    results), then where measured ``highest`` (our highest row), ``order`` (agreement with the
+    paper's order), ``caveat`` (:func:`ranking_caveat`) and ``gap`` (ours - paper)."""
     p = spec.primary
     unit = " points" if p in spec.percent else ""
     status = frame["status"].astype(str)
@@ -37,10 +44,10 @@ def summarize_table(frame: pd.DataFrame, spec: TableDefinition) -> list[str]:
     n_not_built = int(status.str.startswith("not built").sum())
     n_not_run = int((status == "not run").sum())
     n_skipped = int(status.str.startswith("not run at this scale").sum())
-    out = [f"{len(done)} of {n_rows} rows have results"
+    out = {"rows": f"{len(done)} of {n_rows} rows have results"
            + (f"; {n_not_built} not built" if n_not_built else "")
            + (f"; {n_skipped} left out at this scale for cost" if n_skipped else "")
-           + (f"; {n_not_run} not run yet" if n_not_run else "") + "."]
+           + (f"; {n_not_run} not run yet" if n_not_run else "") + "."}
     if done.empty:
         return out
     sign = -1.0 if p in LOWER_IS_BETTER else 1.0
@@ -48,22 +55,22 @@ def summarize_table(frame: pd.DataFrame, spec: TableDefinition) -> list[str]:
     paper_done = done[done[f"paper_{p}"].notna()]
     fmt = (lambda v: f"{v:.2f}") if p in spec.percent else (lambda v: f"{v:.3f}")
     best_std = done.loc[our_best, f"{p}_std"]
-    out.append(f"Our highest row on {p}: {our_best} ({fmt(done.loc[our_best, p])}"
-               + (f" ± {fmt(best_std)}" if not math.isnan(best_std) else ", single run") + ").")
+    out["highest"] = (f"Our highest row on {p}: {our_best} ({fmt(done.loc[our_best, p])}"
+                      + (f" ± {fmt(best_std)}" if not math.isnan(best_std) else ", single run") + ").")
     if len(paper_done) >= 2:
         # Who "wins" is the claims ledger's question (paired folds, CI): not asked here.
         agree, total = pair_agreement(paper_done[p].to_numpy(), paper_done[f"paper_{p}"].to_numpy())
         if total:
-            out.append(f"Our order agrees with the paper's for {agree} of {total} row pairs.")
+            out["order"] = f"Our order agrees with the paper's for {agree} of {total} row pairs."
     caveat = ranking_caveat(done, spec)
     if caveat:
-        out.append(caveat)
+        out["caveat"] = caveat
     if len(paper_done):
         gap = (paper_done[p] - paper_done[f"paper_{p}"]).mean()
         within = paper_done["within_spread"].dropna()
-        out.append(f"Mean gap ours - paper on {p}: {gap:+.2f}{unit} over {len(paper_done)} rows"
-                   + (f"; {int(within.sum())} of {len(within)} rows are within our spread of the paper's value."
-                      if len(within) else "."))
+        out["gap"] = (f"Mean gap ours - paper on {p}: {gap:+.2f}{unit} over {len(paper_done)} rows"
+                      + (f"; {int(within.sum())} of {len(within)} rows are within our spread of the paper's value."
+                         if len(within) else "."))
     return out
 
 
@@ -85,15 +92,13 @@ def ranking_caveat(done: pd.DataFrame, spec: TableDefinition) -> str | None:
     return None
 
 
-def readme_bullet(frame: pd.DataFrame, spec: TableDefinition, verdicts: list[str]) -> str:
-    """The README's line for one table: how many rows have results, then the claims ledger's
-    verdicts where the table has a claim (issue 15: the ledger's rows, not our highest mean), else
-    our highest row with what its spread allows us to say."""
-    sentences = summarize_table(frame, spec)
+def readme_bullet(sentences: dict[str, str], verdicts: list[str]) -> str:
+    """The README's line for one table from its :func:`table_sentences`: how many rows have
+    results, then the claims ledger's verdicts where the table has a claim (issue 15: the
+    ledger's rows, not our highest mean), else our highest row with what its spread allows us to say."""
     if verdicts:
-        return " ".join(sentences[:1]) + " Ledger: " + " ".join(verdicts)
-    caveat = ranking_caveat(frame[frame[spec.primary].notna()], spec) if len(sentences) > 1 else None
-    return " ".join(sentences[:2] + ([caveat] if caveat else []))
+        return sentences["rows"] + " Ledger: " + " ".join(verdicts)
+    return " ".join(sentences[k] for k in ("rows", "highest", "caveat") if k in sentences)
 
 
 def pair_agreement(ours, paper) -> tuple[int, int]:
@@ -186,13 +191,13 @@ def write_results_readme(scale: str | None = None, folder: Path | None = None,
             continue
         frame = read_table(name, folder)
         spec = TABLES[table]
-        sentences = summarize_table(frame, spec)
+        sentences = table_sentences(frame, spec)
         verdicts = ledger_sentences.get(table, [])
         lines += [f"## {spec.title}", "", f"Table: [`tables/{name}.md`](tables/{name}.md).", "",
-                  " ".join(sentences), ""]
+                  " ".join(sentences.values()), ""]
         if verdicts:
             lines += [f"Claims ledger ([`{ledger_md}`]({ledger_md})):", "", *[f"- {v}" for v in verdicts], ""]
-        short.append(f"- **{spec.title}** ([table](results/tables/{name}.md)): " + readme_bullet(frame, spec, verdicts))
+        short.append(f"- **{spec.title}** ([table](results/tables/{name}.md)): " + readme_bullet(sentences, verdicts))
     if not short:
         lines.append("No tables written yet: run the notebooks (or `make reproduce`).")
     if cost:
